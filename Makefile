@@ -1,0 +1,45 @@
+# ecs-sd — `make demo` runs the whole pipeline locally, `make test` runs every test.
+# Both install what they need on a fresh Debian machine (Prometheus, node exporter); moto
+# (moto_server) must be on PATH.
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+VPKG      := github.com/prometheus/common/version
+LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=main -X $(VPKG).BuildUser=make
+GOTESTFLAGS ?= -count=1 -timeout 15m
+
+.PHONY: all build deps test unit lint demo bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ecs-sd ./cmd/ecs-sd
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/webapp ./cmd/webapp
+
+# deps installs and checks what the tests and the demo run against.
+deps:
+	./scripts/install-deps.sh
+
+# test runs every test: unit tests and the integration tests against moto and Prometheus.
+test: deps build lint
+	$(GO) test $(GOTESTFLAGS) ./...
+
+# unit runs the tests that need neither moto nor Prometheus.
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: deps build
+	./scripts/demo.sh
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+clean:
+	rm -rf $(BIN)

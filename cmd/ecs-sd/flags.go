@@ -1,0 +1,119 @@
+package main
+
+import (
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+
+	"github.com/ecs-sd/ecs-sd/internal/config"
+)
+
+// flags holds the command line. Every setting flag is applied over the configuration only when
+// the user gave it, so that the precedence is flag > environment > file > default.
+type flags struct {
+	configFile *string
+	once       *bool
+	applies    []func(*config.Config) // one per setting flag, a no-op unless given
+}
+
+func registerFlags(app *kingpin.Application) *flags {
+	def := config.Default()
+	f := &flags{
+		configFile: app.Flag("config.file", "YAML configuration file; every flag has a key there (see README). Precedence: flag > environment > file > default.").String(),
+		once:       app.Flag("once", "Run one discovery cycle, write the outputs and exit: 0 on success, 1 when discovery failed.").Bool(),
+	}
+	durationFlag(f, app, "refresh.interval", "Time between discovery cycles. Env "+config.EnvConfigReloadFrequency+" (whole seconds).",
+		time.Duration(def.RefreshInterval), func(c *config.Config, v time.Duration) { c.RefreshInterval = model.Duration(v) })
+	stringFlag(f, app, "log.level", "Only log messages with the given severity or above: debug, info, warn, error.",
+		def.Log.Level, func(c *config.Config, v string) { c.Log.Level = v })
+	stringFlag(f, app, "log.format", "Output format of log messages: logfmt, json.",
+		def.Log.Format, func(c *config.Config, v string) { c.Log.Format = v })
+	stringFlag(f, app, "aws.region", "AWS region. Env "+config.EnvAWSRegion+"; default: the SDK's chain.",
+		def.AWS.Region, func(c *config.Config, v string) { c.AWS.Region = v })
+	stringFlag(f, app, "aws.endpoint-url", "Endpoint for every AWS API (an emulator or a proxy). Env "+config.EnvAWSEndpointURL+".",
+		def.AWS.EndpointURL, func(c *config.Config, v string) { c.AWS.EndpointURL = v })
+	stringFlag(f, app, "output.dir", "Directory of the file_sd file and the Prometheus configuration. Env "+config.EnvConfigFileDir+".",
+		def.Output.Dir, func(c *config.Config, v string) { c.Output.Dir = v })
+	stringFlag(f, app, "output.file-name", "Name of the file_sd file in the output directory.",
+		def.Output.FileName, func(c *config.Config, v string) { c.Output.FileName = v })
+	boolFlag(f, app, "output.file-sd", "Write the file_sd file.",
+		def.Output.FileSD, func(c *config.Config, v bool) { c.Output.FileSD = v })
+	boolFlag(f, app, "output.http-sd", "Serve the targets for http_sd at --web.targets-path.",
+		def.Output.HTTPSD, func(c *config.Config, v bool) { c.Output.HTTPSD = v })
+	stringsFlag(f, app, "web.listen-address", "Address to listen on for http_sd, metrics and health (repeatable).",
+		def.Web.ListenAddresses, func(c *config.Config, v []string) { c.Web.ListenAddresses = v })
+	stringFlag(f, app, "web.config.file", "Path to an exporter-toolkit web configuration file (TLS, basic auth).",
+		def.Web.ConfigFile, func(c *config.Config, v string) { c.Web.ConfigFile = v })
+	stringFlag(f, app, "web.targets-path", "HTTP path of the http_sd target list.",
+		def.Web.TargetsPath, func(c *config.Config, v string) { c.Web.TargetsPath = v })
+	boolFlag(f, app, "cloudmap.enable", "Discover targets in AWS Cloud Map.",
+		def.CloudMap.Enabled, func(c *config.Config, v bool) { c.CloudMap.Enabled = v })
+	stringsFlag(f, app, "cloudmap.namespace", "Cloud Map namespace name or id to discover (repeatable); when given, the SSM namespaces parameter is not read.",
+		def.CloudMap.Namespaces, func(c *config.Config, v []string) { c.CloudMap.Namespaces = v })
+	stringFlag(f, app, "cloudmap.namespaces-parameter", "SSM parameter listing the namespaces, comma-separated (String or StringList). Env "+config.EnvNamespacesParameter+".",
+		def.CloudMap.NamespacesParameter, func(c *config.Config, v string) { c.CloudMap.NamespacesParameter = v })
+	boolFlag(f, app, "cloudmap.include-unhealthy", "Keep instances whose Cloud Map health is UNHEALTHY.",
+		def.CloudMap.IncludeUnhealthy, func(c *config.Config, v bool) { c.CloudMap.IncludeUnhealthy = v })
+	durationFlag(f, app, "cloudmap.tags-refresh-interval", "How long a Cloud Map service's tags (METRICS_PATH, METRICS_PORT, ...) are reused before they are read again.",
+		time.Duration(def.CloudMap.TagsRefreshInterval), func(c *config.Config, v time.Duration) { c.CloudMap.TagsRefreshInterval = model.Duration(v) })
+	boolFlag(f, app, "prometheus.config-sync", "Write the Prometheus configuration held in an SSM parameter to the output directory.",
+		def.PrometheusConfig.Enabled, func(c *config.Config, v bool) { c.PrometheusConfig.Enabled = v })
+	stringFlag(f, app, "prometheus.config-parameter", "SSM parameter holding the Prometheus configuration. Env "+config.EnvPrometheusConfigParam+".",
+		def.PrometheusConfig.Parameter, func(c *config.Config, v string) { c.PrometheusConfig.Parameter = v })
+	stringFlag(f, app, "prometheus.config-file-name", "Name of the Prometheus configuration file in the output directory.",
+		def.PrometheusConfig.FileName, func(c *config.Config, v string) { c.PrometheusConfig.FileName = v })
+	stringFlag(f, app, "prometheus.reload-url", "URL to POST after the Prometheus configuration changed, e.g. http://localhost:9090/-/reload.",
+		def.PrometheusConfig.ReloadURL, func(c *config.Config, v string) { c.PrometheusConfig.ReloadURL = v })
+	return f
+}
+
+// resolve builds the configuration: defaults, then the file, then the environment, then flags.
+func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, error) {
+	cfg := config.Default()
+	if *f.configFile != "" {
+		if err := cfg.LoadFile(*f.configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyEnv(lookupEnv); err != nil {
+		return cfg, err
+	}
+	for _, apply := range f.applies {
+		apply(&cfg)
+	}
+	return cfg, cfg.Validate()
+}
+
+// setting registers the application of one flag's value, when the user gave the flag.
+func setting[T any](f *flags, set *bool, value *T, apply func(*config.Config, T)) {
+	f.applies = append(f.applies, func(c *config.Config) {
+		if *set {
+			apply(c, *value)
+		}
+	})
+}
+
+func stringFlag(f *flags, app *kingpin.Application, name, help, def string, apply func(*config.Config, string)) {
+	var set bool
+	setting(f, &set, app.Flag(name, help).Default(def).IsSetByUser(&set).String(), apply)
+}
+
+func stringsFlag(f *flags, app *kingpin.Application, name, help string, def []string, apply func(*config.Config, []string)) {
+	var set bool
+	setting(f, &set, app.Flag(name, help).Default(def...).IsSetByUser(&set).Strings(), apply)
+}
+
+func boolFlag(f *flags, app *kingpin.Application, name, help string, def bool, apply func(*config.Config, bool)) {
+	var set bool
+	d := "false"
+	if def {
+		d = "true"
+	}
+	setting(f, &set, app.Flag(name, help).Default(d).IsSetByUser(&set).Bool(), apply)
+}
+
+func durationFlag(f *flags, app *kingpin.Application, name, help string, def time.Duration, apply func(*config.Config, time.Duration)) {
+	var set bool
+	setting(f, &set, app.Flag(name, help).Default(def.String()).IsSetByUser(&set).Duration(), apply)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecs-sd/ecs-sd/internal/config"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (config.Config, error) {
+	t.Helper()
+	app := kingpin.New("ecs-sd", "")
+	fl := registerFlags(app)
+	_, err := app.Parse(args)
+	require.NoError(t, err)
+	return fl.resolve(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+refresh_interval: 7s
+output: {dir: /file, file_name: from-file.json}
+cloudmap: {namespaces_parameter: file-param}
+web: {listen_addresses: ["127.0.0.1:7000"]}
+`), 0o600))
+
+	cfg, err := parse(t, []string{"--config.file", file, "--output.dir", "/flag", "--web.listen-address", "127.0.0.1:8000", "--web.listen-address", "127.0.0.1:8001"},
+		map[string]string{"CONFIG_FILE_DIR": "/env", "CONFIG_RELOAD_FREQUENCY": "12", "DISCOVERY_NAMESPACES_PARAMETER_NAME": "env-param"})
+	require.NoError(t, err)
+	require.Equal(t, "/flag", cfg.Output.Dir, "flag beats env and file")
+	require.Equal(t, model.Duration(12*time.Second), cfg.RefreshInterval, "env beats file")
+	require.Equal(t, "env-param", cfg.CloudMap.NamespacesParameter)
+	require.Equal(t, "from-file.json", cfg.Output.FileName, "file beats default")
+	require.Equal(t, "ECS-Prometheus-Configuration", cfg.PrometheusConfig.Parameter, "default")
+	require.Equal(t, []string{"127.0.0.1:8000", "127.0.0.1:8001"}, cfg.Web.ListenAddresses, "repeated flags replace the list")
+
+	cfg, err = parse(t, []string{"--config.file", file, "--no-output.http-sd", "--cloudmap.namespace", "a", "--refresh.interval", "1m"}, nil)
+	require.NoError(t, err)
+	require.False(t, cfg.Output.HTTPSD)
+	require.Equal(t, []string{"a"}, cfg.CloudMap.Namespaces)
+	require.Equal(t, model.Duration(time.Minute), cfg.RefreshInterval)
+	require.Equal(t, []string{"127.0.0.1:7000"}, cfg.Web.ListenAddresses)
+}
+
+func TestBadConfigurationIsRejected(t *testing.T) {
+	t.Parallel()
+	_, err := parse(t, nil, map[string]string{"CONFIG_RELOAD_FREQUENCY": "abc"})
+	require.ErrorContains(t, err, "CONFIG_RELOAD_FREQUENCY")
+	_, err = parse(t, []string{"--refresh.interval", "0s"}, nil)
+	require.ErrorContains(t, err, "refresh interval")
+	_, err = parse(t, []string{"--config.file", "/does/not/exist.yml"}, nil)
+	require.ErrorContains(t, err, "/does/not/exist.yml")
+	_, err = parse(t, []string{"--no-output.file-sd", "--no-output.http-sd"}, nil)
+	require.ErrorContains(t, err, "no output")
+}

@@ -1,0 +1,127 @@
+// Package awsclient is the one place where ecs-sd builds its AWS configuration: region, endpoint
+// override, retries, and the API-call metrics that every client reports.
+package awsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options selects the AWS account region and endpoint. Empty fields fall back to the SDK's
+// default chain (AWS_REGION, AWS_ENDPOINT_URL, shared config files, the ECS task role).
+type Options struct {
+	Region      string
+	EndpointURL string
+	// MaxAttempts bounds the SDK's retries with back-off (throttling included); 0 means 5.
+	MaxAttempts int
+}
+
+// Metrics counts AWS API calls by service, operation and outcome.
+type Metrics struct {
+	calls *prometheus.CounterVec
+}
+
+// NewMetrics creates the API-call counter and registers it with reg (when not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ecs_sd_aws_api_calls_total",
+		Help: "AWS API operations called (after retries), by service, operation and outcome (success, error, throttled).",
+	}, []string{"service", "operation", "outcome"})}
+	if reg != nil {
+		reg.MustRegister(m.calls)
+	}
+	return m
+}
+
+// Calls returns the counter, for tests and benchmarks that count calls per operation.
+func (m *Metrics) Calls() *prometheus.CounterVec { return m.calls }
+
+// Load builds an aws.Config from the default chain, with opts applied and every call counted in m
+// (which may be nil).
+func Load(ctx context.Context, opts Options, m *Metrics) (aws.Config, error) {
+	maxAttempts := opts.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 5
+	}
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
+		}),
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.EndpointURL != "" {
+		loadOpts = append(loadOpts, config.WithBaseEndpoint(opts.EndpointURL))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("no aws region: set AWS_REGION or --aws.region")
+	}
+	if m != nil {
+		cfg.APIOptions = append(cfg.APIOptions, m.addMiddleware)
+	}
+	return cfg, nil
+}
+
+func (m *Metrics) addMiddleware(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDAPICallMetrics",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			m.calls.WithLabelValues(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), Outcome(err)).Inc()
+			return out, md, err
+		}), middleware.After)
+}
+
+// Outcome classifies an API error for metrics: "success", "throttled" or "error".
+func Outcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
+		return "throttled"
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ThrottlingException" {
+		return "throttled"
+	}
+	return "error"
+}
+
+// DisableHostPrefix is a client API option that stops the SDK from prefixing the endpoint host
+// (Cloud Map's DiscoverInstances goes to "data-" + host). ecs-sd adds it only when a custom
+// endpoint is configured: a local emulator or proxy listens on one host for every operation.
+func DisableHostPrefix(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDDisableHostPrefix",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+		}), middleware.Before)
+}
+
+// CloudMap returns a Cloud Map client for cfg. With a custom endpoint the "data-" host prefix of
+// DiscoverInstances is turned off, so that every call reaches that endpoint.
+func CloudMap(cfg aws.Config) *servicediscovery.Client {
+	return servicediscovery.NewFromConfig(cfg, func(o *servicediscovery.Options) {
+		if o.BaseEndpoint != nil {
+			o.APIOptions = append(o.APIOptions, DisableHostPrefix)
+		}
+	})
+}
+
+// SSM returns an SSM client for cfg.
+func SSM(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) }

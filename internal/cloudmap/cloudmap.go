@@ -1,0 +1,521 @@
+// Package cloudmap discovers the ECS tasks registered in AWS Cloud Map namespaces.
+//
+// Every cycle it resolves the configured namespaces (by name or id), lists every service of each
+// namespace and every instance of each service, following every page, and maps each instance to
+// one or two targets (see buildTargets). Failures never cost good data: a namespace or service
+// whose calls fail keeps the targets it had at its last successful discovery.
+//
+// Calls per cycle, for N namespaces and S services: one ListNamespaces page per 100 namespaces,
+// one ListServices page per 100 services per namespace, and per service one DiscoverInstances
+// call (services of up to 1 000 instances) or one ListInstances page per 100 instances (larger
+// services, or namespaces whose HTTP name is shared). GetService is called once per service for
+// its life (its namespace never changes) and ListTagsForResource once per service per tag
+// refresh interval.
+package cloudmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+// API is the part of the Cloud Map client the source uses.
+type API interface {
+	ListNamespaces(ctx context.Context, in *sd.ListNamespacesInput, optFns ...func(*sd.Options)) (*sd.ListNamespacesOutput, error)
+	ListServices(ctx context.Context, in *sd.ListServicesInput, optFns ...func(*sd.Options)) (*sd.ListServicesOutput, error)
+	GetService(ctx context.Context, in *sd.GetServiceInput, optFns ...func(*sd.Options)) (*sd.GetServiceOutput, error)
+	ListTagsForResource(ctx context.Context, in *sd.ListTagsForResourceInput, optFns ...func(*sd.Options)) (*sd.ListTagsForResourceOutput, error)
+	DiscoverInstances(ctx context.Context, in *sd.DiscoverInstancesInput, optFns ...func(*sd.Options)) (*sd.DiscoverInstancesOutput, error)
+	ListInstances(ctx context.Context, in *sd.ListInstancesInput, optFns ...func(*sd.Options)) (*sd.ListInstancesOutput, error)
+	GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstancesHealthStatusInput, optFns ...func(*sd.Options)) (*sd.GetInstancesHealthStatusOutput, error)
+}
+
+// Name is the source's name in metrics, logs and the __meta_ecs_sd_source label.
+const Name = "cloudmap"
+
+// discoverMax is the most instances DiscoverInstances returns; a service that fills it is listed
+// with ListInstances instead, which pages.
+const discoverMax = 1000
+
+// Options configures the source.
+type Options struct {
+	// Namespaces returns the namespace names or ids to discover, every cycle.
+	Namespaces func(context.Context) ([]string, error)
+	// IncludeUnhealthy keeps instances whose health is UNHEALTHY.
+	IncludeUnhealthy bool
+	// TagsRefreshInterval is how long a service's tags are reused before they are read again.
+	TagsRefreshInterval time.Duration
+	// Concurrency caps the calls in flight (default 8).
+	Concurrency int
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	// now is the clock, for tests.
+	now func() time.Time
+}
+
+// Source is the Cloud Map source.
+type Source struct {
+	api  API
+	opts Options
+
+	mu           sync.Mutex
+	lastEntries  []string
+	entryNS      map[string][]namespace // last resolution of each configured entry
+	nsServices   map[string][]string    // namespace id -> service ids at its last good listing
+	services     map[string]*serviceState
+	nsAmbiguous  map[string]bool // HTTP names shared by several namespaces
+	skipped      *prometheus.CounterVec
+	targetsGauge *prometheus.GaugeVec
+	unresolved   *prometheus.GaugeVec
+	errorsTotal  *prometheus.CounterVec
+}
+
+type serviceState struct {
+	namespaceID string // from GetService; never changes
+	name, arn   string
+	tags        map[string]string
+	tagsRead    time.Time
+	healthCheck bool             // the service has a (custom) health check
+	groups      []*targets.Group // last good
+}
+
+// New creates the source.
+func New(api API, opts Options) *Source {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	s := &Source{
+		api:        api,
+		opts:       opts,
+		entryNS:    map[string][]namespace{},
+		nsServices: map[string][]string{},
+		services:   map[string]*serviceState{},
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "ecs_sd_targets_skipped_total",
+			Help:        "Instances or endpoints that gave no target, by reason.",
+			ConstLabels: prometheus.Labels{"source": Name},
+		}, []string{"reason"}),
+		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_cloudmap_targets",
+			Help: "Targets discovered in a Cloud Map namespace.",
+		}, []string{"namespace", "namespace_id"}),
+		unresolved: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_cloudmap_namespace_unresolved",
+			Help: "1 for a configured namespace name or id that matches no Cloud Map namespace.",
+		}, []string{"namespace"}),
+		errorsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_cloudmap_errors_total",
+			Help: "Failed Cloud Map discovery steps, by operation.",
+		}, []string{"operation"}),
+	}
+	for _, r := range []string{reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath} {
+		s.skipped.WithLabelValues(r)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.skipped, s.targetsGauge, s.unresolved, s.errorsTotal)
+	}
+	return s
+}
+
+// Name implements refresh.Source.
+func (s *Source) Name() string { return Name }
+
+// Discover implements refresh.Source.
+func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
+	var errs []error
+	entries, err := s.opts.Namespaces(ctx)
+	if err != nil {
+		s.mu.Lock()
+		entries = s.lastEntries
+		s.mu.Unlock()
+		if entries == nil {
+			s.errorsTotal.WithLabelValues("ListNamespaceNames").Inc()
+			return nil, fmt.Errorf("read namespace list: %w", err)
+		}
+		s.opts.Logger.Warn("Cannot read the namespace list; using the last one", "namespaces", len(entries), "err", err)
+		errs = append(errs, fmt.Errorf("read namespace list: %w", err))
+	} else {
+		s.mu.Lock()
+		s.lastEntries = entries
+		s.mu.Unlock()
+	}
+
+	resolved, err := s.resolve(ctx, entries)
+	if err != nil {
+		s.errorsTotal.WithLabelValues("ListNamespaces").Inc()
+		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListNamespaces", "err", err)
+		errs = append(errs, err)
+	}
+
+	s.targetsGauge.Reset()
+	var out []*targets.Group
+	for _, ns := range resolved {
+		groups, err := s.discoverNamespace(ctx, ns)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err))
+		}
+		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(groups)))
+		out = append(out, groups...)
+	}
+	if out == nil {
+		out = []*targets.Group{}
+	}
+	return out, errors.Join(errs...)
+}
+
+// resolve maps the configured entries to namespaces. An entry that matches nothing is a warning;
+// when it matched before (or when ListNamespaces fails) its last resolution is used, so that its
+// services keep their last-known targets.
+func (s *Source) resolve(ctx context.Context, entries []string) ([]namespace, error) {
+	all, listErr := s.listNamespaces(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if listErr == nil {
+		byHTTPName := map[string]int{}
+		for _, ns := range all {
+			byHTTPName[ns.HTTPName]++
+		}
+		s.nsAmbiguous = map[string]bool{}
+		for name, n := range byHTTPName {
+			if n > 1 {
+				s.nsAmbiguous[name] = true
+			}
+		}
+	}
+	s.unresolved.Reset()
+	seen := map[string]bool{}
+	var out []namespace
+	entryNS := map[string][]namespace{}
+	for _, entry := range entries {
+		var matched []namespace
+		if listErr == nil {
+			for _, ns := range all {
+				if ns.ID == entry || ns.Name == entry {
+					matched = append(matched, ns)
+				}
+			}
+		}
+		if len(matched) == 0 {
+			matched = s.entryNS[entry]
+			if listErr == nil {
+				s.unresolved.WithLabelValues(entry).Set(1)
+				s.opts.Logger.Warn("Namespace matches no Cloud Map namespace", "namespace", entry, "keeping_last_known", len(matched) > 0)
+			}
+		}
+		if len(matched) > 0 {
+			entryNS[entry] = matched
+		}
+		for _, ns := range matched {
+			if !seen[ns.ID] {
+				seen[ns.ID] = true
+				out = append(out, ns)
+			}
+		}
+	}
+	s.entryNS = entryNS
+	if listErr != nil {
+		return out, fmt.Errorf("list namespaces: %w", listErr)
+	}
+	return out, nil
+}
+
+func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
+	var out []namespace
+	p := sd.NewListNamespacesPaginator(s.api, &sd.ListNamespacesInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range page.Namespaces {
+			ns := namespace{ID: aws.ToString(n.Id), Name: aws.ToString(n.Name), Type: string(n.Type)}
+			if n.Properties != nil {
+				if n.Properties.HttpProperties != nil {
+					ns.HTTPName = aws.ToString(n.Properties.HttpProperties.HttpName)
+				}
+				if n.Properties.DnsProperties != nil {
+					ns.HostedZoneID = aws.ToString(n.Properties.DnsProperties.HostedZoneId)
+				}
+			}
+			if ns.HTTPName == "" {
+				ns.HTTPName = ns.Name
+			}
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+// discoverNamespace returns the targets of every service of ns. A service that fails keeps its
+// last good targets; when the services cannot be listed, every service the namespace had keeps
+// its targets.
+func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
+	ids, getErr, err := s.listServices(ctx, ns)
+	if err != nil {
+		s.errorsTotal.WithLabelValues("ListServices").Inc()
+		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListServices", "namespace", ns.Name, "namespace_id", ns.ID, "err", err)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []*targets.Group
+		for _, id := range s.nsServices[ns.ID] {
+			if st := s.services[id]; st != nil {
+				out = append(out, st.groups...)
+			}
+		}
+		return out, fmt.Errorf("list services: %w", err)
+	}
+
+	results := make([][]*targets.Group, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, s.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i], errs[i] = s.discoverService(ctx, ns, id)
+		})
+	}
+	wg.Wait()
+	var out []*targets.Group
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out, errors.Join(append(errs, getErr)...)
+}
+
+// listServices lists the ids of the services of ns. The namespace filter is checked against each
+// service's own namespace id (read once per service with GetService), so the result is right
+// even where the filter is not applied (some emulators return every service). Services that are
+// gone are forgotten. A failed listing returns listErr; services whose namespace could not be
+// read (new ones only: the namespace of a known service is cached) are left out and returned in
+// getErr, to be retried next cycle.
+func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, getErr, listErr error) {
+	var summaries []types.ServiceSummary
+	p := sd.NewListServicesPaginator(s.api, &sd.ListServicesInput{Filters: []types.ServiceFilter{{
+		Name: types.ServiceFilterNameNamespaceId, Values: []string{ns.ID}, Condition: types.FilterConditionEq,
+	}}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		summaries = append(summaries, page.Services...)
+	}
+
+	var errs []error
+	for _, sum := range summaries {
+		id := aws.ToString(sum.Id)
+		nsID, err := s.serviceNamespace(ctx, sum)
+		if err != nil {
+			s.errorsTotal.WithLabelValues("GetService").Inc()
+			s.opts.Logger.Error("Cloud Map call failed", "operation", "GetService", "namespace", ns.Name, "service_id", id, "err", err)
+			errs = append(errs, fmt.Errorf("get service %s: %w", id, err))
+			continue
+		}
+		if nsID == ns.ID {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range s.nsServices[ns.ID] {
+		if !slices.Contains(ids, old) {
+			delete(s.services, old)
+		}
+	}
+	s.nsServices[ns.ID] = ids
+	return ids, errors.Join(errs...), nil
+}
+
+func (s *Source) serviceNamespace(ctx context.Context, sum types.ServiceSummary) (string, error) {
+	id := aws.ToString(sum.Id)
+	s.mu.Lock()
+	st, ok := s.services[id]
+	s.mu.Unlock()
+	if ok {
+		return st.namespaceID, nil
+	}
+	out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+	if err != nil {
+		return "", err
+	}
+	st = &serviceState{
+		namespaceID: aws.ToString(out.Service.NamespaceId),
+		name:        aws.ToString(sum.Name),
+		arn:         aws.ToString(sum.Arn),
+		healthCheck: out.Service.HealthCheckConfig != nil || out.Service.HealthCheckCustomConfig != nil,
+	}
+	s.mu.Lock()
+	s.services[id] = st
+	s.mu.Unlock()
+	return st.namespaceID, nil
+}
+
+// discoverService returns the targets of one service, or its last good targets and an error.
+func (s *Source) discoverService(ctx context.Context, ns namespace, id string) ([]*targets.Group, error) {
+	s.mu.Lock()
+	st := s.services[id]
+	name, arn, healthCheck := st.name, st.arn, st.healthCheck
+	tags, tagsRead := st.tags, st.tagsRead
+	ambiguous := s.nsAmbiguous[ns.HTTPName]
+	s.mu.Unlock()
+
+	fail := func(op string, err error) ([]*targets.Group, error) {
+		s.errorsTotal.WithLabelValues(op).Inc()
+		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", op, "namespace", ns.Name, "service", name, "service_id", id, "err", err)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return st.groups, fmt.Errorf("service %q (%s): %s: %w", name, id, op, err)
+	}
+
+	now := s.opts.now()
+	if tags == nil || now.Sub(tagsRead) >= s.opts.TagsRefreshInterval {
+		t, err := s.readTags(ctx, arn)
+		if err != nil {
+			return fail("ListTagsForResource", err)
+		}
+		tags, tagsRead = t, now
+	}
+
+	insts, op, err := s.instances(ctx, ns, name, id, ambiguous, healthCheck)
+	if err != nil {
+		return fail(op, err)
+	}
+
+	svc := service{ID: id, Name: name, ARN: arn, Tags: tags}
+	var groups []*targets.Group
+	skipCount := map[string]int{}
+	firstSkip := map[string]string{}
+	var def defaults
+	for _, inst := range insts {
+		g, skips, d := buildTargets(ns, svc, inst, s.opts.IncludeUnhealthy)
+		def = d
+		groups = append(groups, g...)
+		for _, sk := range skips {
+			s.skipped.WithLabelValues(sk.Reason).Inc()
+			skipCount[sk.Reason]++
+			if _, ok := firstSkip[sk.Reason]; !ok {
+				firstSkip[sk.Reason] = "instance " + inst.ID + ": " + sk.Detail
+			}
+		}
+	}
+	for reason, n := range skipCount {
+		level := slog.LevelWarn
+		if reason == reasonUnhealthy {
+			level = slog.LevelDebug
+		}
+		s.opts.Logger.Log(ctx, level, "Skipped instances", "namespace", ns.Name, "service", name, "reason", reason, "count", n, "example", firstSkip[reason])
+	}
+	if len(insts) > 0 && (def.Port != "" || def.Path) {
+		s.opts.Logger.Debug("Service targets use defaults", "namespace", ns.Name, "service", name,
+			"port_from", portFrom(def), "path_defaulted", def.Path)
+	}
+
+	s.mu.Lock()
+	st.tags, st.tagsRead = tags, tagsRead
+	st.groups = groups
+	s.mu.Unlock()
+	return groups, nil
+}
+
+func portFrom(d defaults) string {
+	if d.Port == "" {
+		return tagMetricsPort
+	}
+	return d.Port
+}
+
+func (s *Source) readTags(ctx context.Context, arn string) (map[string]string, error) {
+	out, err := s.api.ListTagsForResource(ctx, &sd.ListTagsForResourceInput{ResourceARN: aws.String(arn)})
+	if err != nil {
+		return nil, err
+	}
+	tags := make(map[string]string, len(out.Tags))
+	for _, t := range out.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags, nil
+}
+
+// instances returns every instance of a service with its health: with one DiscoverInstances call
+// when the service has fewer than 1 000 instances and the namespace's HTTP name is its own, else
+// with ListInstances pages (and GetInstancesHealthStatus pages when the service has a health
+// check). It returns the failing operation's name with an error.
+func (s *Source) instances(ctx context.Context, ns namespace, name, id string, ambiguous, healthCheck bool) ([]instance, string, error) {
+	if !ambiguous {
+		out, err := s.api.DiscoverInstances(ctx, &sd.DiscoverInstancesInput{
+			NamespaceName: aws.String(ns.HTTPName),
+			ServiceName:   aws.String(name),
+			HealthStatus:  types.HealthStatusFilterAll,
+			MaxResults:    aws.Int32(discoverMax),
+		})
+		if err != nil {
+			return nil, "DiscoverInstances", err
+		}
+		if len(out.Instances) < discoverMax {
+			insts := make([]instance, 0, len(out.Instances))
+			for _, i := range out.Instances {
+				insts = append(insts, instance{ID: aws.ToString(i.InstanceId), Attributes: i.Attributes, Health: string(i.HealthStatus)})
+			}
+			return insts, "", nil
+		}
+	}
+	var insts []instance
+	p := sd.NewListInstancesPaginator(s.api, &sd.ListInstancesInput{ServiceId: aws.String(id)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, "ListInstances", err
+		}
+		for _, i := range page.Instances {
+			insts = append(insts, instance{ID: aws.ToString(i.Id), Attributes: i.Attributes})
+		}
+	}
+	if !healthCheck {
+		// Without a health check Cloud Map has no health to report: every instance counts.
+		return insts, "", nil
+	}
+	health, err := s.health(ctx, id)
+	if err != nil {
+		return nil, "GetInstancesHealthStatus", err
+	}
+	for i := range insts {
+		insts[i].Health = health[insts[i].ID]
+	}
+	return insts, "", nil
+}
+
+func (s *Source) health(ctx context.Context, serviceID string) (map[string]string, error) {
+	health := map[string]string{}
+	p := sd.NewGetInstancesHealthStatusPaginator(s.api, &sd.GetInstancesHealthStatusInput{ServiceId: aws.String(serviceID)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for id, st := range page.Status {
+			health[id] = string(st)
+		}
+	}
+	return health, nil
+}

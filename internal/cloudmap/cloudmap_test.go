@@ -1,0 +1,306 @@
+package cloudmap
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+func ecsAttrs(ip string) map[string]string {
+	return map[string]string{
+		"AWS_INSTANCE_IPV4":          ip,
+		"ECS_CLUSTER_NAME":           "ecs-prometheus-cluster",
+		"ECS_SERVICE_NAME":           "WebAppService",
+		"ECS_TASK_DEFINITION_FAMILY": "WebAppTask",
+		"AVAILABILITY_ZONE":          "us-east-1a",
+	}
+}
+
+func TestBuildTargets(t *testing.T) {
+	t.Parallel()
+	ns := namespace{ID: "ns-1", Name: "ecs-services", Type: "DNS_PRIVATE", HTTPName: "ecs-services"}
+	withAttr := func(k, v string) map[string]string {
+		a := ecsAttrs("10.0.0.1")
+		if v == "" {
+			delete(a, k)
+		} else {
+			a[k] = v
+		}
+		return a
+	}
+	cases := []struct {
+		name      string
+		tags      map[string]string
+		attrs     map[string]string
+		health    string
+		unhealthy bool
+		want      []string // address + path
+		skips     []string
+	}{
+		{name: "tags", tags: map[string]string{"METRICS_PORT": "3000", "METRICS_PATH": "/m"}, attrs: ecsAttrs("10.0.0.1"), want: []string{"10.0.0.1:3000/m"}},
+		{name: "port from attribute, default path", attrs: withAttr("AWS_INSTANCE_PORT", "8080"), want: []string{"10.0.0.1:8080/metrics"}},
+		{name: "tag wins over attribute", tags: map[string]string{"METRICS_PORT": "9100"}, attrs: withAttr("AWS_INSTANCE_PORT", "8080"), want: []string{"10.0.0.1:9100/metrics"}},
+		{name: "default port", attrs: ecsAttrs("10.0.0.1"), want: []string{"10.0.0.1:80/metrics"}},
+		{name: "ipv6", tags: map[string]string{"METRICS_PORT": "3000"}, attrs: map[string]string{"AWS_INSTANCE_IPV6": "2001:db8::1"}, want: []string{"[2001:db8::1]:3000/metrics"}},
+		{name: "ecs second target", tags: map[string]string{"METRICS_PORT": "3000", "ECS_METRICS_PORT": "51678", "ECS_METRICS_PATH": "/v1/metrics"}, attrs: ecsAttrs("10.0.0.1"),
+			want: []string{"10.0.0.1:3000/metrics", "10.0.0.1:51678/v1/metrics"}},
+		{name: "bad port tag", tags: map[string]string{"METRICS_PORT": "abc"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{reasonBadPort}},
+		{name: "port out of range", tags: map[string]string{"METRICS_PORT": "70000"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{reasonBadPort}},
+		{name: "bad port attribute", attrs: withAttr("AWS_INSTANCE_PORT", "x"), skips: []string{reasonBadPort}},
+		{name: "bad path", tags: map[string]string{"METRICS_PATH": "metrics"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{reasonBadPath}},
+		{name: "bad ecs port keeps application target", tags: map[string]string{"ECS_METRICS_PORT": "no"}, attrs: ecsAttrs("10.0.0.1"), want: []string{"10.0.0.1:80/metrics"}, skips: []string{reasonBadPort}},
+		{name: "no ip", attrs: withAttr("AWS_INSTANCE_IPV4", ""), skips: []string{reasonNoIP}},
+		{name: "bad ip", attrs: withAttr("AWS_INSTANCE_IPV4", "10.0.0"), skips: []string{reasonBadIP}},
+		{name: "unhealthy left out", attrs: ecsAttrs("10.0.0.1"), health: "UNHEALTHY", skips: []string{reasonUnhealthy}},
+		{name: "unhealthy kept on request", attrs: ecsAttrs("10.0.0.1"), health: "UNHEALTHY", unhealthy: true, want: []string{"10.0.0.1:80/metrics"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			svc := service{ID: "srv-1", Name: "webapp-svc", Tags: tc.tags}
+			groups, skips, _ := buildTargets(ns, svc, instance{ID: "task-1", Attributes: tc.attrs, Health: tc.health}, tc.unhealthy)
+			var got []string
+			for _, g := range groups {
+				require.Len(t, g.Targets, 1)
+				got = append(got, g.Targets[0]+string(g.Labels[targets.LabelMetricsPath]))
+			}
+			require.Equal(t, tc.want, got)
+			var reasons []string
+			for _, s := range skips {
+				reasons = append(reasons, s.Reason)
+				require.NotEmpty(t, s.Detail)
+			}
+			require.Equal(t, tc.skips, reasons)
+		})
+	}
+}
+
+func TestBuildTargetsLabels(t *testing.T) {
+	t.Parallel()
+	ns := namespace{ID: "ns-1", Name: "ecs-services", Type: "DNS_PRIVATE", HostedZoneID: "Z1"}
+	attrs := ecsAttrs("10.0.0.1")
+	attrs["custom-attr.x"] = "v"
+	svc := service{ID: "srv-1", Name: "webapp-svc", Tags: map[string]string{"METRICS_PORT": "3000", "team:owner": "payments"}}
+	groups, skips, _ := buildTargets(ns, svc, instance{ID: "task-1", Attributes: attrs, Health: "HEALTHY"}, false)
+	require.Empty(t, skips)
+	require.Len(t, groups, 1)
+	l := groups[0].Labels
+	for k, v := range map[string]string{
+		"cluster": "ecs-prometheus-cluster", "service": "WebAppService", "taskdefinition": "WebAppTask", "__metrics_path__": "/metrics",
+		LabelNamespaceID: "ns-1", LabelNamespaceName: "ecs-services", LabelNamespaceType: "DNS_PRIVATE", LabelNamespaceHostedZone: "Z1",
+		LabelServiceID: "srv-1", LabelServiceName: "webapp-svc", LabelInstanceID: "task-1", LabelHealthStatus: "HEALTHY",
+		AttributeLabelPrefix + "custom_attr_x": "v", AttributeLabelPrefix + "AVAILABILITY_ZONE": "us-east-1a",
+		ServiceTagLabelPrefix + "team_owner": "payments", ServiceTagLabelPrefix + "METRICS_PORT": "3000",
+	} {
+		require.Equal(t, model.LabelValue(v), l[model.LabelName(k)], k)
+	}
+	require.NotContains(t, l, model.LabelName("instance"), "instance must not be set: Prometheus derives it from the address")
+	require.NoError(t, l.Validate())
+}
+
+type testEnv struct {
+	api *fakeAPI
+	src *Source
+	reg *prometheus.Registry
+	ns  []string
+	now time.Time
+}
+
+func newTestEnv(t *testing.T, namespaces ...string) *testEnv {
+	t.Helper()
+	e := &testEnv{api: newFakeAPI(), reg: prometheus.NewRegistry(), ns: namespaces, now: time.Unix(1_700_000_000, 0)}
+	e.src = New(e.api, Options{
+		Namespaces:          func(context.Context) ([]string, error) { return e.ns, nil },
+		TagsRefreshInterval: time.Minute,
+		Registerer:          e.reg,
+		now:                 func() time.Time { return e.now },
+	})
+	return e
+}
+
+func addresses(groups []*targets.Group) []string {
+	targets.Sort(groups)
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, g.Address())
+	}
+	return out
+}
+
+func (e *testEnv) seed(nsID, nsName string, services, perService int) {
+	e.api.addNamespace(nsID, nsName, types.NamespaceTypeDnsPrivate)
+	for s := range services {
+		id := fmt.Sprintf("%s-srv-%03d", nsID, s)
+		e.api.addService(nsID, id, fmt.Sprintf("svc-%03d", s), map[string]string{"METRICS_PORT": "3000"})
+		for i := range perService {
+			e.api.addInstance(id, fmt.Sprintf("%s-task-%04d", id, i), ecsAttrs(fmt.Sprintf("10.%d.%d.%d", s/256, s%256, i%250+1)), types.HealthStatusHealthy)
+		}
+	}
+}
+
+func TestDiscoverPaginatesEverything(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "ecs-services")
+	e.api.ignoreServiceFilter = true
+	// 130 namespaces: the one we want is on the second page.
+	for i := range 129 {
+		e.api.addNamespace(fmt.Sprintf("ns-other-%03d", i), fmt.Sprintf("other-%03d", i), types.NamespaceTypeHttp)
+	}
+	e.seed("ns-main", "ecs-services", 125, 2)
+	// One service with 1 200 instances: more than DiscoverInstances returns, so it is paged.
+	e.api.addService("ns-main", "big", "big-svc", map[string]string{"METRICS_PORT": "9100"})
+	for i := range 1200 {
+		e.api.addInstance("big", fmt.Sprintf("big-%04d", i), ecsAttrs(fmt.Sprintf("10.200.%d.%d", i/250, i%250+1)), types.HealthStatusHealthy)
+	}
+
+	groups, err := e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, groups, 125*2+1200)
+	require.Equal(t, 2, e.api.callCount("ListNamespaces"))
+	require.Equal(t, 126, e.api.callCount("GetService"))
+	require.Equal(t, 12, e.api.callCount("ListInstances"))
+	require.Equal(t, 12, e.api.callCount("GetInstancesHealthStatus"))
+
+	// Steady state: the namespace of every service is cached, tags are fresh.
+	e.api.resetCalls()
+	again, err := e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, addresses(groups), addresses(again))
+	require.Zero(t, e.api.callCount("GetService"))
+	require.Zero(t, e.api.callCount("ListTagsForResource"))
+	require.Equal(t, 126, e.api.callCount("DiscoverInstances"))
+
+	// Tags are read again after the refresh interval.
+	e.now = e.now.Add(2 * time.Minute)
+	e.api.resetCalls()
+	_, err = e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 126, e.api.callCount("ListTagsForResource"))
+}
+
+func TestDiscoverNamespacesByNameAndID(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "ns-b", "shared", "nothing-here")
+	e.seed("ns-a", "shared", 1, 1)
+	e.seed("ns-b", "b", 1, 1)
+	e.seed("ns-c", "shared", 1, 1) // same name, other VPC
+	groups, err := e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, groups, 3)
+	ids := map[model.LabelValue]bool{}
+	for _, g := range groups {
+		ids[g.Labels[LabelNamespaceID]] = true
+	}
+	require.Equal(t, map[model.LabelValue]bool{"ns-a": true, "ns-b": true, "ns-c": true}, ids)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.src.unresolved.WithLabelValues("nothing-here")))
+	// Shared HTTP names are ambiguous for DiscoverInstances: those services are listed instead.
+	require.Equal(t, 2, e.api.callCount("ListInstances"))
+}
+
+func TestFaultsKeepLastGoodTargets(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "one", "two")
+	e.seed("ns-1", "one", 3, 2)
+	e.seed("ns-2", "two", 2, 2)
+	ctx := context.Background()
+	first, err := e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Len(t, first, 10)
+	want := addresses(first)
+
+	for _, fault := range []string{
+		"DiscoverInstances/ns-1-srv-001",
+		"ListTagsForResource/ns-2-srv-000",
+		"ListServices/ns-2",
+		"ListNamespaces",
+	} {
+		e.api.setFail(fault, errInjected)
+		e.now = e.now.Add(time.Hour) // make tags stale so they are read
+		groups, err := e.src.Discover(ctx)
+		require.ErrorIs(t, err, errInjected, fault)
+		require.Equal(t, want, addresses(groups), "fault %s must not lose targets", fault)
+		e.api.setFail(fault, nil)
+	}
+
+	// A new instance in a healthy service shows up while another service fails.
+	e.api.addInstance("ns-1-srv-000", "new-task", ecsAttrs("10.99.0.1"), types.HealthStatusHealthy)
+	e.api.setFail("DiscoverInstances/ns-1-srv-002", errInjected)
+	groups, err := e.src.Discover(ctx)
+	require.ErrorIs(t, err, errInjected)
+	require.Len(t, groups, 11)
+	require.Contains(t, addresses(groups), "10.99.0.1:3000")
+}
+
+func TestNamespaceListFailure(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.seed("ns-1", "one", 1, 1)
+	fail := true
+	e.src.opts.Namespaces = func(context.Context) ([]string, error) {
+		if fail {
+			return nil, errInjected
+		}
+		return []string{"one"}, nil
+	}
+	groups, err := e.src.Discover(context.Background())
+	require.ErrorIs(t, err, errInjected)
+	require.Nil(t, groups, "no namespace list yet: nothing to vouch for")
+
+	fail = false
+	groups, err = e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, groups, 1)
+
+	fail = true
+	groups, err = e.src.Discover(context.Background())
+	require.ErrorIs(t, err, errInjected)
+	require.Len(t, groups, 1, "the last namespace list is used")
+}
+
+func TestRemovedServiceAndNamespace(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "one", "two")
+	e.seed("ns-1", "one", 2, 1)
+	e.seed("ns-2", "two", 1, 1)
+	ctx := context.Background()
+	groups, err := e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Len(t, groups, 3)
+
+	// A service that is gone takes its targets with it.
+	e.api.removeService("ns-1-srv-001")
+	groups, err = e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Len(t, groups, 2)
+
+	// A namespace removed from the list takes its targets with it.
+	e.ns = []string{"one"}
+	groups, err = e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Len(t, groups, 1)
+}
+
+func TestBadDataSkipsOnlyItsTargets(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "one")
+	e.seed("ns-1", "one", 2, 2)
+	e.api.addService("ns-1", "bad-port", "bad-port-svc", map[string]string{"METRICS_PORT": "abc"})
+	e.api.addInstance("bad-port", "t1", ecsAttrs("10.1.1.1"), types.HealthStatusHealthy)
+	e.api.addInstance("ns-1-srv-000", "no-ip", map[string]string{"ECS_CLUSTER_NAME": "c"}, types.HealthStatusHealthy)
+	e.api.addInstance("ns-1-srv-000", "sick", ecsAttrs("10.1.1.2"), types.HealthStatusUnhealthy)
+	groups, err := e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, groups, 4)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonBadPort)))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonNoIP)))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonUnhealthy)))
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaultsAreTheSeeds(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	require.NoError(t, c.ApplyEnv(env(nil)))
+	require.NoError(t, c.Validate())
+	require.Equal(t, "/etc/config", c.Output.Dir)
+	require.Equal(t, "ecs-services.json", c.Output.FileName)
+	require.Equal(t, model.Duration(30*time.Second), c.RefreshInterval)
+	require.Equal(t, "ECS-ServiceDiscovery-Namespaces", c.CloudMap.NamespacesParameter)
+	require.Equal(t, "ECS-Prometheus-Configuration", c.PrometheusConfig.Parameter)
+	require.Equal(t, []string{":9001"}, c.Web.ListenAddresses)
+	require.Equal(t, "/prometheus-targets", c.Web.TargetsPath)
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+refresh_interval: 10s
+output:
+  dir: /from/file
+cloudmap:
+  namespaces: [a, b]
+prometheus_config:
+  enabled: false
+`), 0o600))
+	c := Default()
+	require.NoError(t, c.LoadFile(path))
+	require.NoError(t, c.ApplyEnv(env(map[string]string{"CONFIG_FILE_DIR": "/from/env", "AWS_REGION": "eu-west-1"})))
+	require.NoError(t, c.Validate())
+	require.Equal(t, "/from/env", c.Output.Dir)
+	require.Equal(t, model.Duration(10*time.Second), c.RefreshInterval)
+	require.Equal(t, []string{"a", "b"}, c.CloudMap.Namespaces)
+	require.False(t, c.PrometheusConfig.Enabled)
+	require.True(t, c.Output.FileSD, "keys the file does not name keep their defaults")
+	require.Equal(t, "eu-west-1", c.AWS.Region)
+}
+
+func TestBadValuesAreNamed(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"abc", "0", "-5", "1.5"} {
+		c := Default()
+		err := c.ApplyEnv(env(map[string]string{"CONFIG_RELOAD_FREQUENCY": v}))
+		require.ErrorContains(t, err, "CONFIG_RELOAD_FREQUENCY", v)
+	}
+
+	path := filepath.Join(t.TempDir(), "bad.yml")
+	require.NoError(t, os.WriteFile(path, []byte("cloudmap:\n  namespace: [x]\n"), 0o600))
+	c := Default()
+	require.ErrorContains(t, c.LoadFile(path), "namespace")
+
+	c = Default()
+	c.PrometheusConfig.ReloadURL = "localhost:9090"
+	c.Output.FileName = "a/b.json"
+	err := c.Validate()
+	require.ErrorContains(t, err, "reload url")
+	require.ErrorContains(t, err, "a/b.json")
+}

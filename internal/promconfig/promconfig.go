@@ -1,0 +1,126 @@
+// Package promconfig is the seed's "config reloader": it keeps a Prometheus configuration file in
+// step with an SSM parameter and asks Prometheus to reload when the file changes.
+package promconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecs-sd/ecs-sd/internal/atomicfile"
+	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
+)
+
+// Options configures a Syncer.
+type Options struct {
+	// Parameter is the SSM parameter holding the whole Prometheus configuration.
+	Parameter string
+	// Path is the file written.
+	Path string
+	// ReloadURL, when set, receives a POST after the file changed (Prometheus's /-/reload, which
+	// needs --web.enable-lifecycle).
+	ReloadURL  string
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Syncer runs once per refresh cycle.
+type Syncer struct {
+	api           ssmparam.API
+	opts          Options
+	reloadPending bool
+	missingWarned bool
+	reloads       *prometheus.CounterVec
+	updates       prometheus.Counter
+}
+
+// New creates a Syncer.
+func New(api ssmparam.API, opts Options) *Syncer {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Syncer{
+		api:  api,
+		opts: opts,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_prometheus_reloads_total",
+			Help: "Reload requests sent to Prometheus, by outcome.",
+		}, []string{"outcome"}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ecs_sd_prometheus_config_updates_total",
+			Help: "Times the Prometheus configuration file was rewritten from its SSM parameter.",
+		}),
+	}
+	s.reloads.WithLabelValues("success")
+	s.reloads.WithLabelValues("error")
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.reloads, s.updates)
+	}
+	return s
+}
+
+// Name implements refresh.Task.
+func (s *Syncer) Name() string { return "prometheus_config" }
+
+// Run implements refresh.Task: read the parameter, rewrite the file when it differs, reload.
+// A missing parameter is a warning (logged once until it appears), never an empty file.
+func (s *Syncer) Run(ctx context.Context) error {
+	value, err := ssmparam.Get(ctx, s.api, s.opts.Parameter)
+	if errors.Is(err, ssmparam.ErrNotFound) {
+		if !s.missingWarned {
+			s.opts.Logger.Warn("Prometheus configuration parameter not found; leaving the configuration file as it is", "parameter", s.opts.Parameter)
+			s.missingWarned = true
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.missingWarned = false
+	changed, err := atomicfile.Write(s.opts.Path, []byte(value), 0o644)
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.updates.Inc()
+		s.opts.Logger.Info("Wrote Prometheus configuration", "file", s.opts.Path, "parameter", s.opts.Parameter)
+		s.reloadPending = s.opts.ReloadURL != ""
+	}
+	if s.reloadPending {
+		if err := s.reload(ctx); err != nil {
+			s.reloads.WithLabelValues("error").Inc()
+			return fmt.Errorf("reload prometheus: %w", err)
+		}
+		s.reloads.WithLabelValues("success").Inc()
+		s.reloadPending = false
+		s.opts.Logger.Info("Prometheus reloaded", "url", s.opts.ReloadURL)
+	}
+	return nil
+}
+
+func (s *Syncer) reload(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.ReloadURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.opts.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: status %s: %s", s.opts.ReloadURL, resp.Status, body)
+	}
+	return nil
+}

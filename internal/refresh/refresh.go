@@ -1,0 +1,236 @@
+// Package refresh runs ecs-sd's discovery cycle: every source is asked for its targets, the
+// results are merged into one list, and every sink (file_sd file, http_sd endpoint) is given it.
+//
+// The loop never trades good data for an error. A source that fails outright keeps its previous
+// targets; a source that fails in part returns what it has (its own last-known targets fill the
+// failed parts) together with the error. Sinks are told whether the list is complete, that is
+// whether every source has succeeded without error at least once since start, so that a file
+// written by an earlier run is not shrunk by a first cycle that failed.
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+// Source discovers targets.
+//
+// Discover returns every target the source knows of. When part of the discovery failed it returns
+// the targets it could still vouch for (including its last-known targets for the failed part) and
+// a non-nil error; when nothing could be discovered it returns nil groups and an error, and the
+// loop keeps the source's previous targets.
+type Source interface {
+	Name() string
+	Discover(ctx context.Context) ([]*targets.Group, error)
+}
+
+// Sink receives the merged target list after every cycle. complete is false until every source
+// has had one fully successful cycle.
+type Sink interface {
+	Name() string
+	Update(ctx context.Context, groups []*targets.Group, complete bool) error
+}
+
+// Task is periodic work that runs once per cycle beside discovery (the Prometheus
+// configuration sync).
+type Task interface {
+	Name() string
+	Run(ctx context.Context) error
+}
+
+// Options configures a Loop.
+type Options struct {
+	Interval time.Duration
+	Sources  []Source
+	Sinks    []Sink
+	Tasks    []Task
+	Logger   *slog.Logger
+	// Registerer receives the loop's metrics; nil means none are registered.
+	Registerer prometheus.Registerer
+}
+
+// Loop is the discovery cycle.
+type Loop struct {
+	opts Options
+
+	mu        sync.Mutex
+	last      map[string][]*targets.Group // per source, the last groups it returned
+	succeeded map[string]bool             // sources that had a fully successful cycle
+	ready     bool
+
+	duration    *prometheus.HistogramVec
+	failures    *prometheus.CounterVec
+	targetCount *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	sinkErrors  *prometheus.CounterVec
+	taskErrors  *prometheus.CounterVec
+}
+
+// New builds a loop.
+func New(opts Options) *Loop {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Loop{
+		opts:      opts,
+		last:      map[string][]*targets.Group{},
+		succeeded: map[string]bool{},
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ecs_sd_refresh_duration_seconds",
+			Help:    "Duration of one discovery by a source.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"source"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_refresh_failures_total",
+			Help: "Discoveries by a source that ended with an error (in full or in part).",
+		}, []string{"source"}),
+		targetCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_targets",
+			Help: "Targets currently held for a source.",
+		}, []string{"source"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_last_success_timestamp_seconds",
+			Help: "Time of the last discovery by a source that ended without error.",
+		}, []string{"source"}),
+		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_output_failures_total",
+			Help: "Failed updates of an output.",
+		}, []string{"output"}),
+		taskErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_task_failures_total",
+			Help: "Failed runs of a periodic task.",
+		}, []string{"task"}),
+	}
+	for _, s := range opts.Sources {
+		l.failures.WithLabelValues(s.Name())
+		l.targetCount.WithLabelValues(s.Name())
+	}
+	for _, s := range opts.Sinks {
+		l.sinkErrors.WithLabelValues(s.Name())
+	}
+	for _, t := range opts.Tasks {
+		l.taskErrors.WithLabelValues(t.Name())
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(l.duration, l.failures, l.targetCount, l.lastSuccess, l.sinkErrors, l.taskErrors)
+	}
+	return l
+}
+
+// Ready reports whether every source has returned live targets at least once.
+func (l *Loop) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready
+}
+
+// Run runs a cycle at once and then every interval until ctx is done.
+func (l *Loop) Run(ctx context.Context) error {
+	ticker := time.NewTicker(l.opts.Interval)
+	defer ticker.Stop()
+	for {
+		// Errors are logged and counted inside RunOnce; the loop carries on.
+		_ = l.RunOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// RunOnce runs one cycle: tasks and sources concurrently, then the sinks. It returns every error
+// met, joined; the sinks are updated all the same.
+func (l *Loop) RunOnce(ctx context.Context) error {
+	type result struct {
+		groups []*targets.Group
+		err    error
+	}
+	results := make([]result, len(l.opts.Sources))
+	taskErrs := make([]error, len(l.opts.Tasks))
+	var wg sync.WaitGroup
+	for i, s := range l.opts.Sources {
+		wg.Go(func() {
+			start := time.Now()
+			groups, err := s.Discover(ctx)
+			l.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
+			results[i] = result{groups, err}
+		})
+	}
+	for i, t := range l.opts.Tasks {
+		wg.Go(func() {
+			if err := t.Run(ctx); err != nil {
+				l.taskErrors.WithLabelValues(t.Name()).Inc()
+				l.opts.Logger.Error("Periodic task failed", "task", t.Name(), "err", err)
+				taskErrs[i] = fmt.Errorf("%s: %w", t.Name(), err)
+			}
+		})
+	}
+	wg.Wait()
+
+	var errs []error
+	l.mu.Lock()
+	live := true
+	for i, s := range l.opts.Sources {
+		r := results[i]
+		name := s.Name()
+		switch {
+		case r.err == nil:
+			l.last[name] = r.groups
+			l.succeeded[name] = true
+			l.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+		case r.groups != nil:
+			l.last[name] = r.groups
+		}
+		if r.err != nil {
+			l.failures.WithLabelValues(name).Inc()
+			errs = append(errs, fmt.Errorf("source %s: %w", name, r.err))
+			if r.groups != nil {
+				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "source", name, "targets", len(r.groups), "err", r.err)
+			} else {
+				l.opts.Logger.Error("Discovery failed; keeping previous targets", "source", name, "targets", len(l.last[name]), "err", r.err)
+			}
+		}
+		if _, ok := l.last[name]; !ok {
+			live = false
+		}
+		l.targetCount.WithLabelValues(name).Set(float64(len(l.last[name])))
+	}
+	complete := len(l.succeeded) == len(l.opts.Sources)
+	bySource := make(map[string][]*targets.Group, len(l.last))
+	for k, v := range l.last {
+		bySource[k] = v
+	}
+	l.mu.Unlock()
+
+	merged := targets.Merge(bySource)
+	for _, sink := range l.opts.Sinks {
+		if err := sink.Update(ctx, merged, complete); err != nil {
+			l.sinkErrors.WithLabelValues(sink.Name()).Inc()
+			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
+			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
+		}
+	}
+	if live {
+		l.mu.Lock()
+		if !l.ready {
+			l.opts.Logger.Info("First discovery done", "targets", len(merged))
+		}
+		l.ready = true
+		l.mu.Unlock()
+	}
+	for _, err := range taskErrs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,151 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type step struct {
+	groups []*targets.Group
+	err    error
+}
+
+type scriptedSource struct {
+	name  string
+	mu    sync.Mutex
+	steps []step
+}
+
+func (s *scriptedSource) Name() string { return s.name }
+
+func (s *scriptedSource) Discover(context.Context) ([]*targets.Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.steps[0]
+	if len(s.steps) > 1 {
+		s.steps = s.steps[1:]
+	}
+	return st.groups, st.err
+}
+
+type recordingSink struct {
+	mu       sync.Mutex
+	updates  [][]*targets.Group
+	complete []bool
+}
+
+func (s *recordingSink) Name() string { return "recording" }
+
+func (s *recordingSink) Update(_ context.Context, groups []*targets.Group, complete bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updates = append(s.updates, groups)
+	s.complete = append(s.complete, complete)
+	return nil
+}
+
+func (s *recordingSink) last() ([]*targets.Group, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updates[len(s.updates)-1], s.complete[len(s.complete)-1]
+}
+
+func group(addr string) *targets.Group {
+	return &targets.Group{Targets: []string{addr}, Labels: model.LabelSet{"__metrics_path__": "/metrics"}}
+}
+
+var errBoom = errors.New("boom")
+
+func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
+	t.Parallel()
+	a := &scriptedSource{name: "a", steps: []step{
+		{err: errBoom}, // fails before any success
+		{groups: []*targets.Group{group("10.0.0.1:80")}}, // succeeds
+		{err: errBoom}, // fails outright: keep previous
+		{groups: []*targets.Group{group("10.0.0.2:80")}, err: errBoom}, // partial: use what it vouches for
+	}}
+	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
+	sink := &recordingSink{}
+	reg := prometheus.NewRegistry()
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink}, Registerer: reg})
+	ctx := context.Background()
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	groups, complete := sink.last()
+	require.Len(t, groups, 1)
+	require.False(t, complete)
+	require.False(t, l.Ready(), "source a has produced nothing yet")
+
+	require.NoError(t, l.RunOnce(ctx))
+	groups, complete = sink.last()
+	require.Len(t, groups, 2)
+	require.True(t, complete)
+	require.True(t, l.Ready())
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	groups, _ = sink.last()
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.1.1:80"}, addrs(groups))
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	groups, _ = sink.last()
+	require.Equal(t, []string{"10.0.0.2:80", "10.0.1.1:80"}, addrs(groups))
+
+	require.Equal(t, 3.0, testutil.ToFloat64(l.failures.WithLabelValues("a")))
+	require.Equal(t, 0.0, testutil.ToFloat64(l.failures.WithLabelValues("b")))
+	require.Equal(t, 1.0, testutil.ToFloat64(l.targetCount.WithLabelValues("a")))
+}
+
+func addrs(groups []*targets.Group) []string {
+	var out []string
+	for _, g := range groups {
+		out = append(out, g.Address())
+	}
+	return out
+}
+
+type countingTask struct {
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (c *countingTask) Name() string { return "count" }
+func (c *countingTask) Run(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.err
+}
+
+func TestRunStartsAtOnceAndStops(t *testing.T) {
+	t.Parallel()
+	src := &scriptedSource{name: "a", steps: []step{{groups: []*targets.Group{group("10.0.0.1:80")}}}}
+	sink := &recordingSink{}
+	task := &countingTask{err: errBoom}
+	l := New(Options{Interval: 20 * time.Millisecond, Sources: []Source{src}, Sinks: []Sink{sink}, Tasks: []Task{task}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		task.mu.Lock()
+		defer task.mu.Unlock()
+		return task.n >= 3
+	}, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	require.True(t, l.Ready(), "a failing task does not hold readiness back")
+	require.GreaterOrEqual(t, testutil.ToFloat64(l.taskErrors.WithLabelValues("count")), 3.0)
+}

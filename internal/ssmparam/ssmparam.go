@@ -1,0 +1,67 @@
+// Package ssmparam reads SSM Parameter Store parameters: the Cloud Map namespace list and the
+// Prometheus configuration that the seed's deployment keeps there.
+package ssmparam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// API is the part of the SSM client ecs-sd uses.
+type API interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// ErrNotFound reports a parameter that does not exist.
+var ErrNotFound = errors.New("parameter not found")
+
+// Get returns the value of the parameter name, decrypted when it is a SecureString. A missing
+// parameter gives an error that wraps ErrNotFound.
+func Get(ctx context.Context, api API, name string) (string, error) {
+	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		var nf *types.ParameterNotFound
+		if errors.As(err, &nf) {
+			return "", fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
+		}
+		return "", fmt.Errorf("get ssm parameter %q: %w", name, err)
+	}
+	if out.Parameter == nil {
+		return "", fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}
+
+// SplitList splits a comma-separated list (a String or StringList parameter), trimming
+// whitespace and dropping empty entries and repeats, in the order given.
+func SplitList(v string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" || seen[item] {
+			continue
+		}
+		seen[item] = true
+		out = append(out, item)
+	}
+	return out
+}
+
+// List returns a function that reads the comma-separated list held in the parameter name, for use
+// as a source of Cloud Map namespaces that is re-read every cycle.
+func List(api API, name string) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		v, err := Get(ctx, api, name)
+		if err != nil {
+			return nil, err
+		}
+		return SplitList(v), nil
+	}
+}

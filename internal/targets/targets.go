@@ -1,0 +1,144 @@
+// Package targets holds the target-group type that every ecs-sd source produces and every output
+// writes: the JSON shape of Prometheus file_sd and http_sd.
+package targets
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/common/model"
+)
+
+// Label names shared with the seed's file format. Prometheus removes the double-underscore ones
+// after relabelling; the others end up on every scraped series.
+const (
+	LabelCluster        = "cluster"
+	LabelService        = "service"
+	LabelTaskDefinition = "taskdefinition"
+	LabelJob            = model.JobLabel
+	LabelMetricsPath    = model.MetricsPathLabel
+	LabelScheme         = model.SchemeLabel
+	LabelAddress        = model.AddressLabel
+	// LabelSource names the ecs-sd sources that found a target, as a comma-wrapped list
+	// (",cloudmap,ecs,").
+	LabelSource = model.MetaLabelPrefix + "ecs_sd_source"
+	// DefaultMetricsPath is the path scraped when nothing says otherwise.
+	DefaultMetricsPath = "/metrics"
+)
+
+// Group is one Prometheus target group: the element of a file_sd or http_sd list.
+type Group struct {
+	Targets []string       `json:"targets"`
+	Labels  model.LabelSet `json:"labels"`
+}
+
+// Address returns the single target address of g (ecs-sd writes one target per group).
+func (g *Group) Address() string {
+	if len(g.Targets) == 0 {
+		return ""
+	}
+	return g.Targets[0]
+}
+
+// Key identifies the endpoint that g scrapes: scheme, address and metrics path. Two groups with
+// the same key make Prometheus scrape the same URL.
+func (g *Group) Key() string {
+	scheme := string(g.Labels[LabelScheme])
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := string(g.Labels[LabelMetricsPath])
+	if path == "" {
+		path = DefaultMetricsPath
+	}
+	return scheme + "://" + g.Address() + path
+}
+
+// JoinHostPort formats ip and port as a target address; IPv6 addresses are bracketed.
+func JoinHostPort(ip string, port int) string {
+	return net.JoinHostPort(ip, fmt.Sprint(port))
+}
+
+var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+
+// SanitizeLabelName turns any string into a valid Prometheus label-name fragment, replacing every
+// character outside [a-zA-Z0-9_] with an underscore (as Prometheus's own discoverers do).
+func SanitizeLabelName(s string) string {
+	return invalidLabelChars.ReplaceAllString(s, "_")
+}
+
+// Sort orders groups deterministically: by key, then by the full label set.
+func Sort(groups []*Group) {
+	sort.SliceStable(groups, func(i, j int) bool {
+		ki, kj := groups[i].Key(), groups[j].Key()
+		if ki != kj {
+			return ki < kj
+		}
+		return groups[i].Labels.String() < groups[j].Labels.String()
+	})
+}
+
+// Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
+// an empty list is "[]".
+func Marshal(groups []*Group) ([]byte, error) {
+	sorted := make([]*Group, len(groups))
+	copy(sorted, groups)
+	Sort(sorted)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(sorted); err != nil {
+		return nil, fmt.Errorf("encode target groups: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Unmarshal parses a file_sd JSON list.
+func Unmarshal(data []byte) ([]*Group, error) {
+	var groups []*Group
+	if err := json.Unmarshal(data, &groups); err != nil {
+		return nil, fmt.Errorf("parse target groups: %w", err)
+	}
+	return groups, nil
+}
+
+// Merge combines the groups of several sources into one list in which every endpoint (Key) appears
+// once. When two sources found the same endpoint, the labels of both are kept (the earlier source
+// wins a conflict on a label name) and LabelSource lists every source that found it.
+func Merge(bySource map[string][]*Group) []*Group {
+	names := make([]string, 0, len(bySource))
+	for name := range bySource {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	index := map[string]*Group{}
+	var out []*Group
+	for _, name := range names {
+		for _, g := range bySource[name] {
+			key := g.Key()
+			if prev, ok := index[key]; ok {
+				for k, v := range g.Labels {
+					if _, exists := prev.Labels[k]; !exists {
+						prev.Labels[k] = v
+					}
+				}
+				if !strings.Contains(string(prev.Labels[LabelSource]), ","+name+",") {
+					prev.Labels[LabelSource] += model.LabelValue(name + ",")
+				}
+				continue
+			}
+			c := &Group{Targets: append([]string(nil), g.Targets...), Labels: g.Labels.Clone()}
+			c.Labels[LabelSource] = model.LabelValue("," + name + ",")
+			index[key] = c
+			out = append(out, c)
+		}
+	}
+	Sort(out)
+	return out
+}
