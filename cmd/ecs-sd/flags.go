@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -14,7 +15,7 @@ import (
 type flags struct {
 	configFile *string
 	once       *bool
-	applies    []func(*config.Config) // one per setting flag, a no-op unless given
+	applies    []func(*config.Config) error // one per setting flag, a no-op unless given
 }
 
 func registerFlags(app *kingpin.Application) *flags {
@@ -80,17 +81,20 @@ func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, e
 		return cfg, err
 	}
 	for _, apply := range f.applies {
-		apply(&cfg)
+		if err := apply(&cfg); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, cfg.Validate()
 }
 
 // setting registers the application of one flag's value, when the user gave the flag.
 func setting[T any](f *flags, set *bool, value *T, apply func(*config.Config, T)) {
-	f.applies = append(f.applies, func(c *config.Config) {
+	f.applies = append(f.applies, func(c *config.Config) error {
 		if *set {
 			apply(c, *value)
 		}
+		return nil
 	})
 }
 
@@ -113,7 +117,20 @@ func boolFlag(f *flags, app *kingpin.Application, name, help string, def bool, a
 	setting(f, &set, app.Flag(name, help).Default(d).IsSetByUser(&set).Bool(), apply)
 }
 
+// durationFlag takes Prometheus-style durations ("30s", "5m", "1h") and names itself when the
+// value is not one.
 func durationFlag(f *flags, app *kingpin.Application, name, help string, def time.Duration, apply func(*config.Config, time.Duration)) {
 	var set bool
-	setting(f, &set, app.Flag(name, help).Default(def.String()).IsSetByUser(&set).Duration(), apply)
+	value := app.Flag(name, help).Default(model.Duration(def).String()).IsSetByUser(&set).String()
+	f.applies = append(f.applies, func(c *config.Config) error {
+		if !set {
+			return nil
+		}
+		d, err := model.ParseDuration(*value)
+		if err != nil {
+			return fmt.Errorf("--%s=%q: %w", name, *value, err)
+		}
+		apply(c, time.Duration(d))
+		return nil
+	})
 }

@@ -106,7 +106,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 			Namespaces:          namespaces,
 			IncludeUnhealthy:    cfg.CloudMap.IncludeUnhealthy,
 			TagsRefreshInterval: time.Duration(cfg.CloudMap.TagsRefreshInterval),
-			Logger:              logger.With("source", cloudmap.Name),
+			Logger:              logger.With("discovery", cloudmap.Name),
 			Registerer:          reg,
 		}))
 	}

@@ -49,6 +49,10 @@ const Name = "cloudmap"
 // with ListInstances instead, which pages.
 const discoverMax = 1000
 
+// pageSize is the largest page of the Cloud Map list calls (and AWS's default); it is asked for
+// explicitly so that every implementation pages the same way.
+const pageSize = 100
+
 // Options configures the source.
 type Options struct {
 	// Namespaces returns the namespace names or ids to discover, every cycle.
@@ -239,7 +243,7 @@ func (s *Source) resolve(ctx context.Context, entries []string) ([]namespace, er
 
 func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 	var out []namespace
-	p := sd.NewListNamespacesPaginator(s.api, &sd.ListNamespacesInput{})
+	p := sd.NewListNamespacesPaginator(s.api, &sd.ListNamespacesInput{MaxResults: aws.Int32(pageSize)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -310,7 +314,7 @@ func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*target
 // getErr, to be retried next cycle.
 func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, getErr, listErr error) {
 	var summaries []types.ServiceSummary
-	p := sd.NewListServicesPaginator(s.api, &sd.ListServicesInput{Filters: []types.ServiceFilter{{
+	p := sd.NewListServicesPaginator(s.api, &sd.ListServicesInput{MaxResults: aws.Int32(pageSize), Filters: []types.ServiceFilter{{
 		Name: types.ServiceFilterNameNamespaceId, Values: []string{ns.ID}, Condition: types.FilterConditionEq,
 	}}})
 	for p.HasMorePages() {
@@ -481,7 +485,7 @@ func (s *Source) instances(ctx context.Context, ns namespace, name, id string, a
 		}
 	}
 	var insts []instance
-	p := sd.NewListInstancesPaginator(s.api, &sd.ListInstancesInput{ServiceId: aws.String(id)})
+	p := sd.NewListInstancesPaginator(s.api, &sd.ListInstancesInput{ServiceId: aws.String(id), MaxResults: aws.Int32(pageSize)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -507,7 +511,7 @@ func (s *Source) instances(ctx context.Context, ns namespace, name, id string, a
 
 func (s *Source) health(ctx context.Context, serviceID string) (map[string]string, error) {
 	health := map[string]string{}
-	p := sd.NewGetInstancesHealthStatusPaginator(s.api, &sd.GetInstancesHealthStatusInput{ServiceId: aws.String(serviceID)})
+	p := sd.NewGetInstancesHealthStatusPaginator(s.api, &sd.GetInstancesHealthStatusInput{ServiceId: aws.String(serviceID), MaxResults: aws.Int32(pageSize)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -194,9 +194,9 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 			l.failures.WithLabelValues(name).Inc()
 			errs = append(errs, fmt.Errorf("source %s: %w", name, r.err))
 			if r.groups != nil {
-				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "source", name, "targets", len(r.groups), "err", r.err)
+				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
 			} else {
-				l.opts.Logger.Error("Discovery failed; keeping previous targets", "source", name, "targets", len(l.last[name]), "err", r.err)
+				l.opts.Logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[name]), "err", r.err)
 			}
 		}
 		if _, ok := l.last[name]; !ok {

@@ -1,0 +1,72 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// modulePath is the import path of the project's module.
+const modulePath = "github.com/ecs-sd/ecs-sd"
+
+// builds caches one build per package for the life of the test binary: package -> func() (path, error).
+var builds sync.Map
+
+// BuildBinary builds the project's package pkg (e.g. "cmd/ecs-sd") once per test binary and
+// returns the path of the executable. The binary lives in its own temporary directory, which
+// outlives any single test. It fails tb with the compiler's output when the build fails.
+func BuildBinary(tb testing.TB, pkg string) string {
+	tb.Helper()
+	build, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) { return buildBinary(pkg) }))
+	bin, err := build.(func() (string, error))()
+	check(tb, err)
+	return bin
+}
+
+func buildBinary(pkg string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	goTool, err := lookPath("go", "the Go toolchain")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "ecs-sd-bin-")
+	if err != nil {
+		return "", fmt.Errorf("create build directory: %w", err)
+	}
+	bin := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.Command(goTool, "build", "-o", bin, modulePath+"/"+pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
+
+// moduleRoot walks up from the working directory to the directory holding go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("find module root: %w", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find module root: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,238 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Region is the AWS region every harness client and child process uses.
+const Region = "us-east-1"
+
+const (
+	motoStartTimeout = 30 * time.Second
+	motoGrace        = 5 * time.Second
+	testCredential   = "test"
+)
+
+// Moto is a moto_server (AWS emulator) running on 127.0.0.1. Its methods that take a testing.TB
+// build Cloud Map, SSM and EC2 fixtures (see fixtures.go).
+type Moto struct {
+	// URL is the server's base URL, http://127.0.0.1:PORT, usable as an AWS endpoint URL.
+	URL string
+
+	proc    *process
+	clients func() (*awsClients, error) // built once, on first use
+}
+
+// awsClients are the SDK clients the fixtures use.
+type awsClients struct {
+	cloudMap *servicediscovery.Client
+	ssm      *ssm.Client
+	ec2      *ec2.Client
+}
+
+// StartMoto starts a fresh moto_server for tb and stops it when tb ends. It fails tb when
+// moto_server is not on PATH or does not answer within 30 s.
+func StartMoto(tb testing.TB) *Moto {
+	tb.Helper()
+	m, err := startMoto(tb.TempDir())
+	check(tb, err)
+	m.proc.stopAtCleanup(tb, motoGrace)
+	return m
+}
+
+// StartMotoMain starts a moto_server to be shared by all tests of a package, from TestMain (where
+// no testing.TB exists). Call stop after m.Run. Tests sharing it should call Reset first.
+func StartMotoMain() (m *Moto, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "ecs-sd-moto-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create moto log directory: %w", err)
+	}
+	m, err = startMoto(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	stop = func() {
+		m.proc.stop(motoGrace)
+		_ = os.RemoveAll(dir)
+	}
+	return m, stop, nil
+}
+
+// startMoto starts moto_server with its log in dir.
+func startMoto(dir string) (*Moto, error) {
+	bin, err := lookPath("moto_server", "it comes with pip install 'moto[server]'")
+	if err != nil {
+		return nil, err
+	}
+	proc, port, err := startServer(serverSpec{
+		binary: bin,
+		args: func(port int) []string {
+			return []string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)}
+		},
+		logPath:   filepath.Join(dir, "moto.log"),
+		readyPath: "/moto-api/",
+		ready:     func(resp *http.Response) bool { return resp.StatusCode < http.StatusInternalServerError },
+		timeout:   motoStartTimeout,
+		grace:     motoGrace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start moto_server: %w", err)
+	}
+	m := &Moto{URL: fmt.Sprintf("http://127.0.0.1:%d", port), proc: proc}
+	m.clients = sync.OnceValues(func() (*awsClients, error) {
+		cfg, err := awsConfig(context.Background(), m.URL)
+		if err != nil {
+			return nil, err
+		}
+		return &awsClients{
+			cloudMap: NewCloudMapClient(cfg),
+			ssm:      ssm.NewFromConfig(cfg),
+			ec2:      ec2.NewFromConfig(cfg),
+		}, nil
+	})
+	return m, nil
+}
+
+// LogTail returns the last lines of moto_server's output.
+func (m *Moto) LogTail(lines int) string { return m.proc.logTail(lines) }
+
+// Reset wipes all of moto's state (POST /moto-api/reset).
+func (m *Moto) Reset(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := callContext(tb)
+	defer cancel()
+	check(tb, postEmpty(ctx, m.URL+"/moto-api/reset"))
+}
+
+// Config returns an SDK configuration for this moto: see AWSConfig.
+func (m *Moto) Config(tb testing.TB) aws.Config {
+	tb.Helper()
+	return AWSConfig(tb, m.URL)
+}
+
+// Env returns the environment a child process needs to talk to this moto: see AWSEnv.
+func (m *Moto) Env() []string { return AWSEnv(m.URL) }
+
+// CloudMapClient returns a Cloud Map client for this moto whose DiscoverInstances works (see
+// NewCloudMapClient).
+func (m *Moto) CloudMapClient(tb testing.TB) *servicediscovery.Client {
+	tb.Helper()
+	return NewCloudMapClient(m.Config(tb))
+}
+
+// fixtureClients returns the shared SDK clients, failing tb when they cannot be built.
+func (m *Moto) fixtureClients(tb testing.TB) *awsClients {
+	tb.Helper()
+	c, err := m.clients()
+	check(tb, err)
+	return c
+}
+
+// AWSConfig returns an SDK configuration that sends every call to endpointURL (moto or a Proxy),
+// in region us-east-1 with static credentials test/test. It is built by config.LoadDefaultConfig,
+// so the SDK's own HTTP client (which honours AWS_CA_BUNDLE) is kept.
+func AWSConfig(tb testing.TB, endpointURL string) aws.Config {
+	tb.Helper()
+	ctx, cancel := callContext(tb)
+	defer cancel()
+	cfg, err := awsConfig(ctx, endpointURL)
+	check(tb, err)
+	return cfg
+}
+
+func awsConfig(ctx context.Context, endpointURL string) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(Region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testCredential, testCredential, "")),
+		config.WithBaseEndpoint(endpointURL),
+	)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws config for %s: %w", endpointURL, err)
+	}
+	return cfg, nil
+}
+
+// AWSEnv returns os.Environ() set up for a child process (such as the ecs-sd binary) to send every
+// AWS call to endpointURL: AWS_ACCESS_KEY_ID=test, AWS_SECRET_ACCESS_KEY=test, AWS_REGION=us-east-1
+// and AWS_ENDPOINT_URL=endpointURL, with AWS_PROFILE, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION and
+// every AWS_ENDPOINT_URL_<SERVICE> removed. AWS_CA_BUNDLE and the like are kept.
+func AWSEnv(endpointURL string) []string {
+	env := make([]string, 0, len(os.Environ())+4)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !overriddenAWSVar(name) {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"AWS_ACCESS_KEY_ID="+testCredential,
+		"AWS_SECRET_ACCESS_KEY="+testCredential,
+		"AWS_REGION="+Region,
+		"AWS_ENDPOINT_URL="+endpointURL,
+	)
+}
+
+// overriddenAWSVar reports whether AWSEnv drops the environment variable name.
+func overriddenAWSVar(name string) bool {
+	switch name {
+	case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_REGION", "AWS_DEFAULT_REGION":
+		return true
+	}
+	return strings.HasPrefix(name, "AWS_ENDPOINT_URL")
+}
+
+// NewCloudMapClient returns a Cloud Map client for cfg whose DiscoverInstances and
+// DiscoverInstancesRevision go to cfg's endpoint as is: the SDK otherwise prefixes the host with
+// "data-" even for a custom endpoint, which breaks 127.0.0.1.
+func NewCloudMapClient(cfg aws.Config) *servicediscovery.Client {
+	return servicediscovery.NewFromConfig(cfg, func(o *servicediscovery.Options) {
+		o.APIOptions = append(o.APIOptions, addDisableHostPrefix)
+	})
+}
+
+// addDisableHostPrefix adds an Initialize step that turns off the endpoint host prefix.
+func addDisableHostPrefix(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testenvDisableHostPrefix",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (
+			middleware.InitializeOutput, middleware.Metadata, error,
+		) {
+			return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+		}), middleware.Before)
+}
+
+// postEmpty sends an empty POST to url and expects a 2xx answer.
+func postEmpty(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return fmt.Errorf("build request for %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("post %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("post %s: status %s", url, resp.Status)
+	}
+	return nil
+}
