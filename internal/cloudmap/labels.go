@@ -95,6 +95,17 @@ func buildTargets(ns namespace, svc service, inst instance, includeUnhealthy boo
 		groups []*targets.Group
 		skips  []skip
 	)
+	add := func(port int, portErr error, pathTag, path, endpoint string) {
+		switch {
+		case portErr != nil:
+			skips = append(skips, skip{reasonBadPort, portErr.Error()})
+		case !strings.HasPrefix(path, "/"):
+			skips = append(skips, skip{reasonBadPath, fmt.Sprintf("tag %s=%q does not start with /", pathTag, path)})
+		default:
+			groups = append(groups, newGroup(ip, port, path, endpoint, base))
+		}
+	}
+
 	port, portSource, err := applicationPort(svc, inst)
 	if portSource != tagMetricsPort {
 		def.Port = portSource
@@ -104,29 +115,15 @@ func buildTargets(ns namespace, svc service, inst instance, includeUnhealthy boo
 		path = targets.DefaultMetricsPath
 		def.Path = true
 	}
-	switch {
-	case err != nil:
-		skips = append(skips, skip{reasonBadPort, err.Error()})
-	case !validPath(path):
-		skips = append(skips, skip{reasonBadPath, fmt.Sprintf("tag %s=%q does not start with /", tagMetricsPath, path)})
-	default:
-		groups = append(groups, newGroup(ip, port, path, endpointApplication, base))
-	}
+	add(port, err, tagMetricsPath, path, endpointApplication)
 
 	if v, ok := svc.Tags[tagECSMetricsPort]; ok {
-		ecsPath := targets.DefaultMetricsPath
-		if p, ok := svc.Tags[tagECSMetricsPath]; ok {
-			ecsPath = p
+		ecsPath, ok := svc.Tags[tagECSMetricsPath]
+		if !ok {
+			ecsPath = targets.DefaultMetricsPath
 		}
-		ecsPort, err := parsePort(tagECSMetricsPort, v)
-		switch {
-		case err != nil:
-			skips = append(skips, skip{reasonBadPort, err.Error()})
-		case !validPath(ecsPath):
-			skips = append(skips, skip{reasonBadPath, fmt.Sprintf("tag %s=%q does not start with /", tagECSMetricsPath, ecsPath)})
-		default:
-			groups = append(groups, newGroup(ip, ecsPort, ecsPath, endpointECS, base))
-		}
+		ecsPort, err := parsePort("service tag "+tagECSMetricsPort, v)
+		add(ecsPort, err, tagECSMetricsPath, ecsPath, endpointECS)
 	}
 	return groups, skips, def
 }
@@ -173,8 +170,6 @@ func parsePort(what, v string) (int, error) {
 	}
 	return p, nil
 }
-
-func validPath(p string) bool { return strings.HasPrefix(p, "/") }
 
 func baseLabels(ns namespace, svc service, inst instance) model.LabelSet {
 	labels := model.LabelSet{

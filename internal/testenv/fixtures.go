@@ -171,19 +171,18 @@ func (m *Moto) DeleteNamespace(tb testing.TB, id string) {
 }
 
 // CreateService creates a Cloud Map service in a namespace the way ECS service registries are
-// made, with tags, and returns its id and ARN: custom health checking (FailureThreshold 1) and, in
+// made, with tags, and returns its id and ARN: custom health checking and, in
 // a DNS namespace, weighted A records with TTL 10.
 func (m *Moto) CreateService(tb testing.TB, namespaceID, name string, tags map[string]string) (id, arn string) {
 	tb.Helper()
 	in := &servicediscovery.CreateServiceInput{
 		Name:                    &name,
 		NamespaceId:             &namespaceID,
-		HealthCheckCustomConfig: &sdtypes.HealthCheckCustomConfig{FailureThreshold: aws.Int32(1)},
+		HealthCheckCustomConfig: &sdtypes.HealthCheckCustomConfig{},
 		Tags:                    cloudMapTags(tags),
 	}
 	if m.namespaceType(tb, namespaceID) != sdtypes.NamespaceTypeHttp {
 		in.DnsConfig = &sdtypes.DnsConfig{
-			NamespaceId:   &namespaceID,
 			RoutingPolicy: sdtypes.RoutingPolicyWeighted,
 			DnsRecords:    []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(10)}},
 		}
