@@ -179,10 +179,30 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(groups)))
 		out = append(out, groups...)
 	}
+	s.forgetOthers(resolved)
 	if out == nil {
 		out = []*targets.Group{}
 	}
 	return out, errors.Join(errs...)
+}
+
+// forgetOthers drops the state of namespaces that are no longer discovered.
+func (s *Source) forgetOthers(resolved []namespace) {
+	keep := make(map[string]bool, len(resolved))
+	for _, ns := range resolved {
+		keep[ns.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nsID, ids := range s.nsServices {
+		if keep[nsID] {
+			continue
+		}
+		for _, id := range ids {
+			delete(s.services, id)
+		}
+		delete(s.nsServices, nsID)
+	}
 }
 
 // resolve maps the configured entries to namespaces. An entry that matches nothing is a warning;
