@@ -56,9 +56,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 	d := startDaemon(t, testenv.AWSEnv(proxy.URL), "--refresh.interval=300ms", "--no-prometheus.config-sync")
 	all := []string{"10.0.0.1:3000", "10.0.0.2:3000", "10.0.1.1:4000", "10.0.2.1:5000"}
 	waitTargets(t, d, all...)
-	code, _, err := d.get("/-/ready")
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, code)
+	d.waitReady(t)
 
 	// One service fails: its targets stay, and a new task of another service still shows up.
 	proxy.FailWhen(func(op string, body []byte) bool {

@@ -107,6 +107,15 @@ func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daem
 	return d
 }
 
+// waitReady waits until /-/ready answers 200.
+func (d *daemon) waitReady(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		code, _, err := d.get("/-/ready")
+		return err == nil && code == http.StatusOK, fmt.Sprintf("/-/ready: %d %v", code, err)
+	})
+}
+
 func (d *daemon) get(path string) (int, string, error) {
 	resp, err := http.Get(d.URL + path)
 	if err != nil {

@@ -1,0 +1,1177 @@
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ecs-sd/ecs-sd/internal/testenv"
+)
+
+const (
+	templatePath = "cloudformation/ecs-sd.yaml"
+	scriptsDir   = "scripts"
+	region       = "us-east-1"
+	workspaceID  = "ws-0123abcd-4567-89ef-0123-456789abcdef"
+)
+
+// requireTool returns the path of a tool the deployment kit is checked with, failing the test
+// with a clear message (never skipping it) when the tool is missing.
+func requireTool(t *testing.T, name, hint string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed (%s); the deploy tests need it: %v", name, hint, err)
+	}
+	return path
+}
+
+// run runs a command and returns its stdout, stderr and error (an *exec.ExitError on a non-zero
+// exit).
+func run(t *testing.T, env []string, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Env = env
+	var out, errOut bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// mustRun runs a command and fails the test when it does not exit 0.
+func mustRun(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := run(t, env, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout
+}
+
+// scriptInputs are the variables the scripts read; the tests start from an environment without
+// them so that a developer's shell cannot change what is tested.
+var scriptInputs = regexp.MustCompile(`^(VPC_ID|SUBNET_IDS|CREATE_VPC|NAMESPACE_NAME|WORKSPACE_.*|` +
+	`DISCOVERY_NAMESPACES.*|PROMETHEUS_.*|CLOUDMAP_.*|ROLE_NAME_PREFIX|AWS_ACCOUNT_ID|ECS_SD_.*|` +
+	`WEBAPP_.*|NODE_EXPORTER_.*|LOG_RETENTION_DAYS|EXECUTION_ROLE_ARN|CLUSTER_NAME|LAUNCH_TYPE|` +
+	`CONTAINER_INSTANCE_SECURITY_GROUP_ID|AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL.*)$`)
+
+// baseEnv returns base (os.Environ() when nil) without the scripts' inputs, plus extra
+// (NAME=value entries).
+func baseEnv(base []string, extra ...string) []string {
+	if base == nil {
+		base = os.Environ()
+	}
+	env := make([]string, 0, len(base)+len(extra))
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if !scriptInputs.MatchString(name) {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// motoEnv is the environment of a script talking to moto at endpoint (moto itself or a proxy in
+// front of it): the harness's AWS variables (region, test credentials) and vars.
+func motoEnv(m *testenv.Moto, endpoint string, vars map[string]string) []string {
+	env := baseEnv(m.Env())
+	env = append(env, "AWS_REGION="+region, "AWS_ENDPOINT_URL="+endpoint)
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
+}
+
+// render renders a template with the scripts' own render function (deploy/scripts/lib.sh).
+func render(t *testing.T, template string, vars map[string]string) string {
+	t.Helper()
+	requireTool(t, "bash", "the scripts are bash")
+	env := baseEnv(nil, "AWS_REGION="+region)
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return mustRun(t, env, "bash", "-c", `source scripts/lib.sh && render "$1"`, "render", template)
+}
+
+// writeFile writes data to name in dir and returns its path.
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// --- CloudFormation -------------------------------------------------------------------------------
+
+func TestCloudFormationTemplatePassesCfnLint(t *testing.T) {
+	t.Parallel()
+	cfnLint := requireTool(t, "cfn-lint", "pip install cfn-lint")
+	// Informational checks too: the template must be clean of every finding; warnings that
+	// cannot be fixed are ignored in the template, next to a comment saying why.
+	stdout, stderr, err := run(t, nil, cfnLint, "--include-checks", "I", "--", templatePath)
+	if err != nil {
+		t.Fatalf("cfn-lint %s found problems (%v):\n%s%s", templatePath, err, stdout, stderr)
+	}
+}
+
+// cfn is a CloudFormation template read from YAML, short-form intrinsics (!Ref, !Sub, ...) turned
+// into their long form ({"Ref": ...}, {"Fn::Sub": ...}), as cfn-flip does.
+type cfn map[string]any
+
+func loadTemplate(t *testing.T) cfn {
+	t.Helper()
+	data, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("parse %s: %v", templatePath, err)
+	}
+	v, err := fromYAML(doc.Content[0])
+	if err != nil {
+		t.Fatalf("parse %s: %v", templatePath, err)
+	}
+	return v.(map[string]any)
+}
+
+// fromYAML converts a YAML node to plain Go values, intrinsic function tags included.
+func fromYAML(n *yaml.Node) (any, error) {
+	var v any
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i < len(n.Content); i += 2 {
+			val, err := fromYAML(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m[n.Content[i].Value] = val
+		}
+		v = m
+	case yaml.SequenceNode:
+		s := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			val, err := fromYAML(c)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, val)
+		}
+		v = s
+	case yaml.ScalarNode:
+		if strings.HasPrefix(n.Tag, "!!") || n.Tag == "" {
+			if err := n.Decode(&v); err != nil {
+				return nil, err
+			}
+		} else {
+			v = n.Value
+		}
+	case yaml.AliasNode:
+		return fromYAML(n.Alias)
+	default:
+		return nil, fmt.Errorf("line %d: unexpected YAML node kind %v", n.Line, n.Kind)
+	}
+	if !strings.HasPrefix(n.Tag, "!") || strings.HasPrefix(n.Tag, "!!") {
+		return v, nil
+	}
+	fn := strings.TrimPrefix(n.Tag, "!")
+	switch fn {
+	case "Ref", "Condition":
+		return map[string]any{fn: v}, nil
+	case "GetAtt":
+		if s, ok := v.(string); ok {
+			resource, attribute, _ := strings.Cut(s, ".")
+			v = []any{resource, attribute}
+		}
+	}
+	return map[string]any{"Fn::" + fn: v}, nil
+}
+
+// resource returns the Properties of a resource of the template, failing when it is missing.
+func (c cfn) resource(t *testing.T, name string) map[string]any {
+	t.Helper()
+	r, ok := c["Resources"].(map[string]any)[name].(map[string]any)
+	if !ok {
+		t.Fatalf("template has no resource %s", name)
+	}
+	return r["Properties"].(map[string]any)
+}
+
+// cfnPrometheusConfig returns the Prometheus configuration of the template's SSM parameter with
+// its Fn::Sub variables set as a stack in us-east-1 with workspace workspaceID would.
+func cfnPrometheusConfig(t *testing.T, c cfn) string {
+	t.Helper()
+	value := c.resource(t, "PrometheusConfigParameter")["Value"]
+	sub, ok := value.(map[string]any)["Fn::Sub"].(string)
+	if !ok {
+		t.Fatalf("PrometheusConfigParameter Value is not !Sub of a string: %#v", value)
+	}
+	vars := map[string]string{
+		"AWS::Region":           region,
+		"AWS::URLSuffix":        "amazonaws.com",
+		"Workspace.WorkspaceId": workspaceID,
+	}
+	out := regexp.MustCompile(`\$\{([^}!]+)\}`).ReplaceAllStringFunc(sub, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := vars[name]
+		if !ok {
+			t.Errorf("PrometheusConfigParameter uses ${%s}, unknown to this test", name)
+		}
+		return v
+	})
+	return out
+}
+
+func TestCloudFormationPrometheusConfigIsTheFileSDTemplate(t *testing.T) {
+	t.Parallel()
+	promtool := requireTool(t, "promtool", "apt-get install prometheus")
+	c := loadTemplate(t)
+	fromTemplate := cfnPrometheusConfig(t, c)
+	path := writeFile(t, t.TempDir(), "prometheus.yml", fromTemplate)
+	if stdout, stderr, err := run(t, nil, promtool, "check", "config", path); err != nil {
+		t.Fatalf("promtool check config on the template's configuration: %v\n%s%s\n%s", err, stdout, stderr, fromTemplate)
+	}
+
+	fromFile := render(t, "prometheus/prometheus-file-sd.yml",
+		map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID})
+	var a, b any
+	if err := yaml.Unmarshal([]byte(fromTemplate), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(fromFile), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("the template's Prometheus configuration differs from prometheus/prometheus-file-sd.yml:\ntemplate:\n%s\nfile:\n%s",
+			fromTemplate, fromFile)
+	}
+}
+
+// --- Prometheus configurations ---------------------------------------------------------------------
+
+func TestPrometheusConfigsPassPromtool(t *testing.T) {
+	t.Parallel()
+	promtool := requireTool(t, "promtool", "apt-get install prometheus")
+	files, err := filepath.Glob("prometheus/*.yml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("expected the file_sd and http_sd configurations in prometheus/, found %v (%v)", files, err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			rendered := render(t, file, map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID})
+			if strings.Contains(rendered, "${") {
+				t.Fatalf("rendered %s still has a placeholder:\n%s", file, rendered)
+			}
+			path := writeFile(t, t.TempDir(), "prometheus.yml", rendered)
+			if stdout, stderr, err := run(t, nil, promtool, "check", "config", path); err != nil {
+				t.Fatalf("promtool check config %s: %v\n%s%s", file, err, stdout, stderr)
+			}
+			var cfg struct {
+				Global struct {
+					ScrapeInterval     string `yaml:"scrape_interval"`
+					EvaluationInterval string `yaml:"evaluation_interval"`
+					ScrapeTimeout      string `yaml:"scrape_timeout"`
+				} `yaml:"global"`
+				ScrapeConfigs []struct {
+					JobName string `yaml:"job_name"`
+				} `yaml:"scrape_configs"`
+				RemoteWrite []struct {
+					URL   string `yaml:"url"`
+					SigV4 struct {
+						Region string `yaml:"region"`
+					} `yaml:"sigv4"`
+				} `yaml:"remote_write"`
+			}
+			if err := yaml.Unmarshal([]byte(rendered), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if g := cfg.Global; g.ScrapeInterval != "30s" || g.EvaluationInterval != "1m" || g.ScrapeTimeout != "10s" {
+				t.Errorf("global settings %+v, want the seed's 30s / 1m / 10s", g)
+			}
+			wantURL := "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/" + workspaceID + "/api/v1/remote_write"
+			if len(cfg.RemoteWrite) != 1 || cfg.RemoteWrite[0].URL != wantURL || cfg.RemoteWrite[0].SigV4.Region != region {
+				t.Errorf("remote_write %+v, want one to %s signed with sigv4 in %s", cfg.RemoteWrite, wantURL, region)
+			}
+			var jobs []string
+			for _, sc := range cfg.ScrapeConfigs {
+				jobs = append(jobs, sc.JobName)
+			}
+			if want := []string{"ecs_services", "node_exporter", "ecs_sd"}; !slices.Equal(jobs, want) {
+				t.Errorf("jobs %v, want %v", jobs, want)
+			}
+		})
+	}
+}
+
+// sdTarget is one entry of `promtool check service-discovery` output.
+type sdTarget struct {
+	Discovered map[string]string `json:"discoveredLabels"`
+	Labels     map[string]string `json:"labels"`
+}
+
+// TestPrometheusRelabeling runs the file_sd configuration's discovery and relabeling on a file as
+// ecs-sd writes it: a healthy and an unhealthy web app task and a node exporter.
+func TestPrometheusRelabeling(t *testing.T) {
+	t.Parallel()
+	promtool := requireTool(t, "promtool", "apt-get install prometheus")
+	dir := t.TempDir()
+	common := func(service, instance, health, az string) map[string]string {
+		return map[string]string{
+			"__metrics_path__": "/metrics", "cluster": "ecs-sd", "service": service, "taskdefinition": service,
+			"__meta_cloudmap_namespace_id": "ns-1", "__meta_cloudmap_namespace_name": "ecs-services",
+			"__meta_cloudmap_namespace_type": "DNS_PRIVATE", "__meta_cloudmap_service_id": "srv-" + service,
+			"__meta_cloudmap_service_name": service, "__meta_cloudmap_instance_id": instance,
+			"__meta_cloudmap_health_status":               health,
+			"__meta_cloudmap_attribute_AVAILABILITY_ZONE": az,
+			"__meta_cloudmap_attribute_EC2_INSTANCE_ID":   "i-" + instance,
+			"__meta_cloudmap_service_tag_METRICS_PATH":    "/metrics",
+		}
+	}
+	groups := []map[string]any{
+		{"targets": []string{"10.0.1.5:3000"}, "labels": common("webapp", "task1", "HEALTHY", "us-east-1a")},
+		{"targets": []string{"10.0.1.6:3000"}, "labels": common("webapp", "task2", "UNHEALTHY", "us-east-1b")},
+		{"targets": []string{"10.0.2.7:9100"}, "labels": common("node-exporter", "task3", "HEALTHY", "us-east-1b")},
+	}
+	data, err := json.Marshal(groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdFile := writeFile(t, dir, "ecs-services.json", string(data))
+	rendered := render(t, "prometheus/prometheus-file-sd.yml", map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID})
+	rendered = strings.ReplaceAll(rendered, "/etc/config/ecs-services.json", sdFile)
+	config := writeFile(t, dir, "prometheus.yml", rendered)
+
+	kept := func(job string) []map[string]string {
+		stdout := mustRun(t, nil, promtool, "check", "service-discovery", "--timeout=5s", config, job)
+		var targets []sdTarget
+		if err := json.Unmarshal([]byte(stdout), &targets); err != nil {
+			t.Fatalf("promtool check service-discovery %s output: %v\n%s", job, err, stdout)
+		}
+		var out []map[string]string
+		for _, tg := range targets {
+			if len(tg.Labels) > 0 {
+				out = append(out, tg.Labels)
+			}
+		}
+		return out
+	}
+
+	services := kept("ecs_services")
+	if len(services) != 1 {
+		t.Fatalf("ecs_services keeps %d targets, want only the healthy web app task: %v", len(services), services)
+	}
+	for k, want := range map[string]string{
+		"instance": "10.0.1.5:3000", "az": "us-east-1a", "namespace": "ecs-services", "task_id": "task1",
+		"cluster": "ecs-sd", "service": "webapp", "taskdefinition": "webapp", "__metrics_path__": "/metrics",
+	} {
+		if got := services[0][k]; got != want {
+			t.Errorf("ecs_services target label %s = %q, want %q (labels %v)", k, got, want, services[0])
+		}
+	}
+
+	nodes := kept("node_exporter")
+	if len(nodes) != 1 {
+		t.Fatalf("node_exporter keeps %d targets, want the node exporter only: %v", len(nodes), nodes)
+	}
+	for k, want := range map[string]string{
+		"instance": "10.0.2.7:9100", "az": "us-east-1b", "ec2_instance_id": "i-task3", "service": "node-exporter",
+	} {
+		if got := nodes[0][k]; got != want {
+			t.Errorf("node_exporter target label %s = %q, want %q (labels %v)", k, got, want, nodes[0])
+		}
+	}
+}
+
+// --- Task definitions --------------------------------------------------------------------------------
+
+// taskDefinitionVars fills every placeholder of deploy/task-definitions/*.json.
+var taskDefinitionVars = map[string]string{
+	"AWS_REGION":                          region,
+	"PROMETHEUS_TASK_ROLE_ARN":            "arn:aws:iam::123456789012:role/ecs-sd-prometheus-task",
+	"EXECUTION_ROLE_ARN":                  "arn:aws:iam::123456789012:role/ecs-sd-task-execution",
+	"PROMETHEUS_IMAGE":                    "quay.io/prometheus/prometheus:v3.5.0",
+	"ECS_SD_IMAGE":                        "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecs-sd:test",
+	"WEBAPP_IMAGE":                        "123456789012.dkr.ecr.us-east-1.amazonaws.com/webapp:test",
+	"NODE_EXPORTER_IMAGE":                 "quay.io/prometheus/node-exporter:v1.9.1",
+	"WEBAPP_LOAD_RPS":                     "5",
+	"PROMETHEUS_LOG_GROUP":                "/ecs/ecs-sd/prometheus",
+	"WEBAPP_LOG_GROUP":                    "/ecs/ecs-sd/webapp",
+	"NODE_EXPORTER_LOG_GROUP":             "/ecs/ecs-sd/node-exporter",
+	"DISCOVERY_NAMESPACES_PARAMETER_NAME": "ECS-ServiceDiscovery-Namespaces",
+	"PROMETHEUS_CONFIG_PARAMETER_NAME":    "ECS-Prometheus-Configuration",
+}
+
+type taskDefinition struct {
+	Family               string          `json:"family"`
+	NetworkMode          string          `json:"networkMode"`
+	TaskRoleArn          string          `json:"taskRoleArn"`
+	ExecutionRoleArn     string          `json:"executionRoleArn"`
+	ContainerDefinitions []containerSpec `json:"containerDefinitions"`
+}
+
+type containerSpec struct {
+	Name        string `json:"name"`
+	Image       string `json:"image"`
+	Memory      int    `json:"memory"`
+	Essential   *bool  `json:"essential"`
+	Environment []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"environment"`
+}
+
+func TestTaskDefinitionsRegisterOnMoto(t *testing.T) {
+	t.Parallel()
+	aws := requireTool(t, "aws", "the AWS CLI")
+	m := testenv.StartMoto(t)
+	files, err := filepath.Glob("task-definitions/*.json")
+	if err != nil || len(files) != 3 {
+		t.Fatalf("expected 3 task definitions, found %v (%v)", files, err)
+	}
+	dir := t.TempDir()
+	for _, file := range files {
+		rendered := render(t, file, taskDefinitionVars)
+		if strings.Contains(rendered, "${") {
+			t.Fatalf("rendered %s still has a placeholder:\n%s", file, rendered)
+		}
+		var td taskDefinition
+		if err := json.Unmarshal([]byte(rendered), &td); err != nil {
+			t.Fatalf("rendered %s is not JSON: %v\n%s", file, err, rendered)
+		}
+		for _, c := range td.ContainerDefinitions {
+			if c.Memory <= 0 {
+				t.Errorf("%s: container %s has no container-level memory", file, c.Name)
+			}
+		}
+		path := writeFile(t, dir, filepath.Base(file), rendered)
+		out := mustRun(t, motoEnv(m, m.URL, nil), aws, "ecs", "register-task-definition",
+			"--region", region, "--endpoint-url", m.URL, "--cli-input-json", "file://"+path, "--output", "json")
+		var registered struct {
+			TaskDefinition taskDefinition `json:"taskDefinition"`
+		}
+		if err := json.Unmarshal([]byte(out), &registered); err != nil {
+			t.Fatal(err)
+		}
+		got := registered.TaskDefinition
+		if got.Family != td.Family || got.NetworkMode != td.NetworkMode || got.TaskRoleArn != td.TaskRoleArn ||
+			len(got.ContainerDefinitions) != len(td.ContainerDefinitions) {
+			t.Errorf("%s registered as %+v, want %+v", file, got, td)
+		}
+	}
+}
+
+// lowerKeys turns CloudFormation property names (ContainerPort) into the API's (containerPort).
+func lowerKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if !strings.HasPrefix(k, "Fn::") && k != "Ref" {
+				k = strings.ToLower(k[:1]) + k[1:]
+			}
+			out[k] = lowerKeys(val)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = lowerKeys(val)
+		}
+		return out
+	}
+	return v
+}
+
+// normalize makes a value comparable across YAML and JSON: numbers as float64, and every
+// placeholder (${NAME} of a template, ${Param} of Fn::Sub) as ${}. Intrinsic functions other than
+// Fn::Sub of a string become "<intrinsic>".
+func normalize(v any) any {
+	placeholder := regexp.MustCompile(`\$\{[^}]+\}`)
+	var walk func(any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if s, ok := x["Fn::Sub"].(string); ok && len(x) == 1 {
+				return placeholder.ReplaceAllString(s, "${}")
+			}
+			for k := range x {
+				if strings.HasPrefix(k, "Fn::") || k == "Ref" {
+					return "<intrinsic>"
+				}
+			}
+			out := make(map[string]any, len(x))
+			for k, val := range x {
+				out[k] = walk(val)
+			}
+			return out
+		case []any:
+			out := make([]any, len(x))
+			for i, val := range x {
+				out[i] = walk(val)
+			}
+			return out
+		case string:
+			return placeholder.ReplaceAllString(x, "${}")
+		case int:
+			return float64(x)
+		}
+		return v
+	}
+	return walk(v)
+}
+
+// TestCloudFormationTaskDefinitionsMatchJSON keeps the template's task definitions and the CLI
+// path's JSON ones in step: same containers, commands, ports, volumes and start order.
+func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
+	t.Parallel()
+	c := loadTemplate(t)
+	for resource, file := range map[string]string{
+		"PrometheusTaskDefinition":   "task-definitions/prometheus.json",
+		"WebAppTaskDefinition":       "task-definitions/webapp.json",
+		"NodeExporterTaskDefinition": "task-definitions/node-exporter.json",
+	} {
+		t.Run(resource, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromJSON map[string]any
+			if err := json.Unmarshal(data, &fromJSON); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			fromCFN := lowerKeys(c.resource(t, resource)).(map[string]any)
+			for _, key := range []string{"family", "networkMode", "pidMode", "requiresCompatibilities", "volumes"} {
+				if a, b := normalize(fromCFN[key]), normalize(fromJSON[key]); !reflect.DeepEqual(a, b) {
+					t.Errorf("%s: template %v, %s %v", key, a, file, b)
+				}
+			}
+			cfnContainers := fromCFN["containerDefinitions"].([]any)
+			jsonContainers := fromJSON["containerDefinitions"].([]any)
+			if len(cfnContainers) != len(jsonContainers) {
+				t.Fatalf("template has %d containers, %s %d", len(cfnContainers), file, len(jsonContainers))
+			}
+			for i := range cfnContainers {
+				a, b := cfnContainers[i].(map[string]any), jsonContainers[i].(map[string]any)
+				for _, key := range []string{"name", "essential", "user", "entryPoint", "command",
+					"portMappings", "mountPoints", "dependsOn"} {
+					if x, y := normalize(a[key]), normalize(b[key]); !reflect.DeepEqual(x, y) {
+						t.Errorf("container %v %s: template %#v, %s %#v", b["name"], key, x, file, y)
+					}
+				}
+				envNames := func(c map[string]any) []string {
+					var names []string
+					for _, e := range asSlice(c["environment"]) {
+						names = append(names, e.(map[string]any)["name"].(string))
+					}
+					sort.Strings(names)
+					return names
+				}
+				if x, y := envNames(a), envNames(b); !slices.Equal(x, y) {
+					t.Errorf("container %v environment: template %v, %s %v", b["name"], x, file, y)
+				}
+			}
+		})
+	}
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// --- IAM ---------------------------------------------------------------------------------------------
+
+// prometheusTaskActions is what ecs-sd and Prometheus call, and all the task role may allow.
+var prometheusTaskActions = []string{
+	"aps:RemoteWrite",
+	"servicediscovery:DiscoverInstances",
+	"servicediscovery:GetInstancesHealthStatus",
+	"servicediscovery:GetService",
+	"servicediscovery:ListInstances",
+	"servicediscovery:ListNamespaces",
+	"servicediscovery:ListServices",
+	"servicediscovery:ListTagsForResource",
+	"ssm:GetParameter",
+}
+
+// wildcardResourceActions may have Resource "*": the Service Authorization Reference lists no
+// resource type for them.
+var wildcardResourceActions = []string{
+	"ecr:GetAuthorizationToken",
+	"servicediscovery:ListNamespaces",
+	"servicediscovery:ListServices",
+	"servicediscovery:ListTagsForResource",
+}
+
+// checkPolicy checks a policy document (statements as plain values) against the least-privilege
+// rules: only the wanted actions, no action wildcards, Resource "*" only where nothing narrower
+// exists, and DiscoverInstances limited to the namespace by name.
+func checkPolicy(t *testing.T, where string, statements []any, wantActions []string) {
+	t.Helper()
+	var actions []string
+	for _, s := range statements {
+		st := s.(map[string]any)
+		if st["Effect"] != "Allow" {
+			t.Errorf("%s: statement %v is not an Allow", where, st["Sid"])
+		}
+		var stActions []string
+		switch a := st["Action"].(type) {
+		case string:
+			stActions = []string{a}
+		case []any:
+			for _, x := range a {
+				stActions = append(stActions, x.(string))
+			}
+		}
+		for _, a := range stActions {
+			if strings.Contains(a, "*") {
+				t.Errorf("%s: statement %v allows the wildcard action %s", where, st["Sid"], a)
+			}
+		}
+		actions = append(actions, stActions...)
+		if res, ok := st["Resource"].(string); ok && res == "*" {
+			for _, a := range stActions {
+				if !slices.Contains(wildcardResourceActions, a) {
+					t.Errorf("%s: %s has Resource \"*\" but supports resource-level permissions", where, a)
+				}
+			}
+		}
+		if slices.Contains(stActions, "servicediscovery:DiscoverInstances") {
+			cond, _ := st["Condition"].(map[string]any)
+			eq, _ := cond["StringEquals"].(map[string]any)
+			if _, ok := eq["servicediscovery:NamespaceName"]; !ok {
+				t.Errorf("%s: DiscoverInstances is not limited by servicediscovery:NamespaceName: %v", where, st)
+			}
+		}
+	}
+	sort.Strings(actions)
+	if !slices.Equal(actions, wantActions) {
+		t.Errorf("%s allows %v, want exactly %v", where, actions, wantActions)
+	}
+}
+
+func TestTaskRolePoliciesAreLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	c := loadTemplate(t)
+	policy := func(resource string) []any {
+		policies := c.resource(t, resource)["Policies"].([]any)
+		if len(policies) != 1 {
+			t.Fatalf("%s has %d inline policies, want 1", resource, len(policies))
+		}
+		doc := policies[0].(map[string]any)["PolicyDocument"].(map[string]any)
+		return doc["Statement"].([]any)
+	}
+	checkPolicy(t, "template PrometheusTaskRole", policy("PrometheusTaskRole"), prometheusTaskActions)
+	executionActions := []string{
+		"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
+		"ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents",
+	}
+	checkPolicy(t, "template TaskExecutionRole", policy("TaskExecutionRole"), executionActions)
+
+	vars := map[string]string{
+		"DISCOVERY_NAMESPACES_PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/a",
+		"PROMETHEUS_CONFIG_PARAMETER_ARN":    "arn:aws:ssm:us-east-1:123456789012:parameter/b",
+		"CLOUDMAP_SERVICE_ARNS_JSON":         `"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"`,
+		"CLOUDMAP_NAMESPACE_ARN":             "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1",
+		"NAMESPACE_NAME":                     "ecs-services",
+		"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
+		"AWS_PARTITION":                      "aws",
+		"AWS_ACCOUNT_ID":                     "123456789012",
+		"PROMETHEUS_LOG_GROUP":               "/p",
+		"WEBAPP_LOG_GROUP":                   "/w",
+		"NODE_EXPORTER_LOG_GROUP":            "/n",
+	}
+	for file, want := range map[string][]string{
+		"iam/prometheus-task-policy.json": prometheusTaskActions,
+		"iam/task-execution-policy.json":  executionActions,
+	} {
+		var doc struct {
+			Statement []any `json:"Statement"`
+		}
+		rendered := render(t, file, vars)
+		if err := json.Unmarshal([]byte(rendered), &doc); err != nil {
+			t.Fatalf("rendered %s is not JSON: %v\n%s", file, err, rendered)
+		}
+		checkPolicy(t, file, doc.Statement, want)
+	}
+}
+
+// --- The CLI scripts, end to end on moto ---------------------------------------------------------------
+
+var exportLine = regexp.MustCompile(`^export ([A-Za-z_][A-Za-z0-9_]*)='(.*)'$`)
+
+// runStep runs a script against endpoint with vars and returns the variables it printed.
+func runStep(t *testing.T, m *testenv.Moto, endpoint, script string, vars map[string]string) map[string]string {
+	t.Helper()
+	stdout, stderr, err := run(t, motoEnv(m, endpoint, vars), "bash", filepath.Join(scriptsDir, script))
+	if err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s\nmoto log:\n%s", script, err, stdout, stderr, m.LogTail(20))
+	}
+	return parseExports(t, script, stdout)
+}
+
+func parseExports(t *testing.T, script, stdout string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimRight(stdout, "\n"), "\n") {
+		match := exportLine.FindStringSubmatch(line)
+		if match == nil {
+			t.Fatalf("%s printed %q, not an export line", script, line)
+		}
+		out[match[1]] = strings.ReplaceAll(match[2], `'\''`, `'`)
+	}
+	return out
+}
+
+// awsJSON runs the AWS CLI against moto and decodes its JSON output into v.
+func awsJSON(t *testing.T, m *testenv.Moto, v any, args ...string) {
+	t.Helper()
+	args = append([]string{"--region", region, "--endpoint-url", m.URL, "--output", "json"}, args...)
+	out := mustRun(t, motoEnv(m, m.URL, nil), "aws", args...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func TestScriptsEndToEndOnMoto(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "aws", "the AWS CLI")
+	requireTool(t, "bash", "the scripts are bash")
+	promtool := requireTool(t, "promtool", "apt-get install prometheus")
+	m := testenv.StartMoto(t)
+	// The scripts go through a proxy that keeps the ECS CreateService requests: moto does not
+	// store a service's deployment configuration, so the request is where it can be checked.
+	proxy := testenv.NewProxy(t, m.URL)
+	var (
+		mu             sync.Mutex
+		createRequests = map[string]map[string]any{}
+	)
+	proxy.SetResponseHook(func(op string, reqBody, respBody []byte) []byte {
+		var req map[string]any
+		if op == "CreateService" && json.Unmarshal(reqBody, &req) == nil {
+			if name, ok := req["serviceName"].(string); ok {
+				mu.Lock()
+				createRequests[name] = req
+				mu.Unlock()
+			}
+		}
+		return respBody
+	})
+
+	vars := map[string]string{
+		"CREATE_VPC":   "true",
+		"ECS_SD_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecs-sd:test",
+		"WEBAPP_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/webapp:test",
+	}
+	for _, step := range []string{"01-cloudmap.sh", "02-ssm-parameters.sh", "03-iam-roles.sh",
+		"04-task-definitions.sh", "05-services.sh"} {
+		maps.Copy(vars, runStep(t, m, proxy.URL, step, vars))
+	}
+	for _, name := range []string{"VPC_ID", "SUBNET_IDS", "CLOUDMAP_NAMESPACE_ID", "CLOUDMAP_NAMESPACE_ARN",
+		"CLOUDMAP_WEBAPP_SERVICE_ARN", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN", "WORKSPACE_ID", "WORKSPACE_ARN",
+		"DISCOVERY_NAMESPACES_PARAMETER_ARN", "PROMETHEUS_CONFIG_PARAMETER_ARN", "EXECUTION_ROLE_ARN",
+		"PROMETHEUS_TASK_ROLE_ARN", "PROMETHEUS_TASK_DEFINITION_ARN", "WEBAPP_TASK_DEFINITION_ARN",
+		"NODE_EXPORTER_TASK_DEFINITION_ARN", "CLUSTER_NAME", "WEBAPP_SERVICE_ARN", "NODE_EXPORTER_SERVICE_ARN",
+		"PROMETHEUS_SERVICE_ARN", "PROMETHEUS_SECURITY_GROUP_ID", "WEBAPP_SECURITY_GROUP_ID"} {
+		if vars[name] == "" {
+			t.Errorf("no step printed %s", name)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("namespace", func(t *testing.T) { checkNamespace(t, m, vars) })
+	t.Run("cloud map services", func(t *testing.T) { checkCloudMapServices(t, m, vars) })
+	t.Run("ssm parameters", func(t *testing.T) { checkParameters(t, m, vars, promtool) })
+	t.Run("iam roles", func(t *testing.T) { checkRoles(t, m, vars) })
+	t.Run("task definitions", func(t *testing.T) { checkTaskDefinitions(t, m, vars) })
+	t.Run("ecs services", func(t *testing.T) { checkECSServices(t, m, vars) })
+	t.Run("ecs service requests", func(t *testing.T) {
+		mu.Lock()
+		defer mu.Unlock()
+		checkCreateServiceRequests(t, createRequests)
+	})
+	t.Run("log groups", func(t *testing.T) { checkLogGroups(t, m) })
+
+	// Running the whole path again with the same settings reuses everything and registers new
+	// task definition revisions.
+	again := map[string]string{}
+	for k, v := range vars {
+		if k != "CREATE_VPC" {
+			again[k] = v
+		}
+	}
+	second := runStep(t, m, proxy.URL, "deploy-all.sh", again)
+	for _, name := range []string{"VPC_ID", "CLOUDMAP_NAMESPACE_ID", "CLOUDMAP_WEBAPP_SERVICE_ARN",
+		"CLOUDMAP_NODE_EXPORTER_SERVICE_ARN", "WORKSPACE_ID", "PROMETHEUS_TASK_ROLE_ARN", "WEBAPP_SERVICE_ARN",
+		"PROMETHEUS_SECURITY_GROUP_ID"} {
+		if second[name] != vars[name] {
+			t.Errorf("second run: %s = %q, first run %q", name, second[name], vars[name])
+		}
+	}
+	if got, want := second["PROMETHEUS_TASK_DEFINITION_ARN"], strings.TrimSuffix(vars["PROMETHEUS_TASK_DEFINITION_ARN"], ":1")+":2"; got != want {
+		t.Errorf("second run registered %s, want %s", got, want)
+	}
+	var namespaces struct{ Namespaces []struct{ Name string } }
+	awsJSON(t, m, &namespaces, "servicediscovery", "list-namespaces")
+	if len(namespaces.Namespaces) != 1 {
+		t.Errorf("after two runs there are %d namespaces, want 1: %+v", len(namespaces.Namespaces), namespaces)
+	}
+	var services struct{ Services []struct{ Name string } }
+	awsJSON(t, m, &services, "servicediscovery", "list-services")
+	if len(services.Services) != 2 {
+		t.Errorf("after two runs there are %d Cloud Map services, want 2: %+v", len(services.Services), services)
+	}
+	var ecsServices struct {
+		Services []struct {
+			ServiceName    string `json:"serviceName"`
+			TaskDefinition string `json:"taskDefinition"`
+		} `json:"services"`
+	}
+	awsJSON(t, m, &ecsServices, "ecs", "describe-services", "--cluster", vars["CLUSTER_NAME"],
+		"--services", "webapp", "node-exporter", "prometheus")
+	for _, s := range ecsServices.Services {
+		if !strings.HasSuffix(s.TaskDefinition, ":2") {
+			t.Errorf("after the second run ECS service %s runs %s, want revision 2", s.ServiceName, s.TaskDefinition)
+		}
+	}
+}
+
+func checkNamespace(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	var ns struct {
+		Namespace struct {
+			Name, Type, Arn string
+		}
+	}
+	awsJSON(t, m, &ns, "servicediscovery", "get-namespace", "--id", vars["CLOUDMAP_NAMESPACE_ID"])
+	if ns.Namespace.Name != "ecs-services" || ns.Namespace.Type != "DNS_PRIVATE" || ns.Namespace.Arn != vars["CLOUDMAP_NAMESPACE_ARN"] {
+		t.Errorf("namespace %+v, want private DNS namespace ecs-services %s", ns.Namespace, vars["CLOUDMAP_NAMESPACE_ARN"])
+	}
+	var vpc struct {
+		EnableDnsHostnames struct{ Value bool }
+	}
+	awsJSON(t, m, &vpc, "ec2", "describe-vpc-attribute", "--vpc-id", vars["VPC_ID"], "--attribute", "enableDnsHostnames")
+	if !vpc.EnableDnsHostnames.Value {
+		t.Errorf("VPC %s has DNS hostnames off", vars["VPC_ID"])
+	}
+}
+
+func checkCloudMapServices(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	for _, tc := range []struct {
+		arnVar, name, recordType, port string
+	}{
+		{"CLOUDMAP_WEBAPP_SERVICE_ARN", "webapp", "A", "3000"},
+		{"CLOUDMAP_NODE_EXPORTER_SERVICE_ARN", "node-exporter", "SRV", "9100"},
+	} {
+		arn := vars[tc.arnVar]
+		var svc struct {
+			Service struct {
+				Name, NamespaceId string
+				DnsConfig         struct {
+					DnsRecords []struct{ Type string }
+				}
+				HealthCheckCustomConfig *struct{ FailureThreshold int }
+			}
+		}
+		awsJSON(t, m, &svc, "servicediscovery", "get-service", "--id", arn[strings.LastIndex(arn, "/")+1:])
+		s := svc.Service
+		if s.Name != tc.name || s.NamespaceId != vars["CLOUDMAP_NAMESPACE_ID"] {
+			t.Errorf("Cloud Map service %s: name %q in %q, want %q in %q", arn, s.Name, s.NamespaceId, tc.name, vars["CLOUDMAP_NAMESPACE_ID"])
+		}
+		if len(s.DnsConfig.DnsRecords) != 1 || s.DnsConfig.DnsRecords[0].Type != tc.recordType {
+			t.Errorf("Cloud Map service %s: DNS records %+v, want one %s", tc.name, s.DnsConfig.DnsRecords, tc.recordType)
+		}
+		if s.HealthCheckCustomConfig == nil {
+			t.Errorf("Cloud Map service %s has no custom health check config (ECS reports task health there)", tc.name)
+		}
+		var tags struct{ Tags []struct{ Key, Value string } }
+		awsJSON(t, m, &tags, "servicediscovery", "list-tags-for-resource", "--resource-arn", arn)
+		got := map[string]string{}
+		for _, tag := range tags.Tags {
+			got[tag.Key] = tag.Value
+		}
+		if want := map[string]string{"METRICS_PATH": "/metrics", "METRICS_PORT": tc.port}; !maps.Equal(got, want) {
+			t.Errorf("Cloud Map service %s tags %v, want %v", tc.name, got, want)
+		}
+	}
+}
+
+func checkParameters(t *testing.T, m *testenv.Moto, vars map[string]string, promtool string) {
+	type parameter struct {
+		Parameter struct{ Name, Type, Value, ARN string }
+	}
+	var namespaces, config parameter
+	awsJSON(t, m, &namespaces, "ssm", "get-parameter", "--name", "ECS-ServiceDiscovery-Namespaces")
+	if p := namespaces.Parameter; p.Type != "StringList" || p.Value != "ecs-services" || p.ARN != vars["DISCOVERY_NAMESPACES_PARAMETER_ARN"] {
+		t.Errorf("namespaces parameter %+v, want StringList ecs-services", p)
+	}
+	awsJSON(t, m, &config, "ssm", "get-parameter", "--name", "ECS-Prometheus-Configuration")
+	p := config.Parameter
+	if p.Type != "String" || p.ARN != vars["PROMETHEUS_CONFIG_PARAMETER_ARN"] {
+		t.Errorf("configuration parameter %s is %s, want String %s", p.ARN, p.Type, vars["PROMETHEUS_CONFIG_PARAMETER_ARN"])
+	}
+	if len(p.Value) > 4096 {
+		t.Errorf("configuration parameter holds %d bytes, more than the standard tier's 4 KB", len(p.Value))
+	}
+	wantURL := "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/" + vars["WORKSPACE_ID"] + "/api/v1/remote_write"
+	if !strings.Contains(p.Value, "url: "+wantURL) || strings.Contains(p.Value, "${") {
+		t.Errorf("configuration parameter does not remote-write to %s:\n%s", wantURL, p.Value)
+	}
+	path := writeFile(t, t.TempDir(), "prometheus.yml", p.Value)
+	if stdout, stderr, err := run(t, nil, promtool, "check", "config", path); err != nil {
+		t.Errorf("promtool check config on the stored configuration: %v\n%s%s", err, stdout, stderr)
+	}
+}
+
+func checkRoles(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	var doc struct {
+		PolicyDocument struct {
+			Statement []any
+		}
+	}
+	awsJSON(t, m, &doc, "iam", "get-role-policy", "--role-name", "ecs-sd-prometheus-task",
+		"--policy-name", "prometheus-task-policy")
+	checkPolicy(t, "role ecs-sd-prometheus-task", doc.PolicyDocument.Statement, prometheusTaskActions)
+	policy, err := json.Marshal(doc.PolicyDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"CLOUDMAP_NAMESPACE_ARN", "CLOUDMAP_WEBAPP_SERVICE_ARN",
+		"CLOUDMAP_NODE_EXPORTER_SERVICE_ARN", "WORKSPACE_ARN", "DISCOVERY_NAMESPACES_PARAMETER_ARN",
+		"PROMETHEUS_CONFIG_PARAMETER_ARN"} {
+		if !strings.Contains(string(policy), `"`+vars[name]+`"`) {
+			t.Errorf("the Prometheus task policy does not name %s (%s):\n%s", name, vars[name], policy)
+		}
+	}
+	var role struct {
+		Role struct {
+			Arn                      string
+			AssumeRolePolicyDocument any
+		}
+	}
+	awsJSON(t, m, &role, "iam", "get-role", "--role-name", "ecs-sd-task-execution")
+	trust, err := json.Marshal(role.Role.AssumeRolePolicyDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role.Role.Arn != vars["EXECUTION_ROLE_ARN"] || !strings.Contains(string(trust), "ecs-tasks.amazonaws.com") {
+		t.Errorf("execution role %s trusts %s, want %s trusting ecs-tasks.amazonaws.com", role.Role.Arn, trust, vars["EXECUTION_ROLE_ARN"])
+	}
+}
+
+func checkTaskDefinitions(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	for _, tc := range []struct {
+		arnVar, network, taskRole string
+		containers                []string
+	}{
+		{"PROMETHEUS_TASK_DEFINITION_ARN", "awsvpc", vars["PROMETHEUS_TASK_ROLE_ARN"], []string{"config-init", "ecs-sd", "prometheus"}},
+		{"WEBAPP_TASK_DEFINITION_ARN", "awsvpc", "", []string{"webapp"}},
+		{"NODE_EXPORTER_TASK_DEFINITION_ARN", "host", "", []string{"node-exporter"}},
+	} {
+		var out struct {
+			TaskDefinition taskDefinition `json:"taskDefinition"`
+		}
+		awsJSON(t, m, &out, "ecs", "describe-task-definition", "--task-definition", vars[tc.arnVar])
+		td := out.TaskDefinition
+		var names []string
+		for _, c := range td.ContainerDefinitions {
+			names = append(names, c.Name)
+			if c.Memory <= 0 {
+				t.Errorf("%s container %s has no memory", td.Family, c.Name)
+			}
+		}
+		if td.NetworkMode != tc.network || td.TaskRoleArn != tc.taskRole ||
+			td.ExecutionRoleArn != vars["EXECUTION_ROLE_ARN"] || !slices.Equal(names, tc.containers) {
+			t.Errorf("task definition %s: %+v, want network %s, task role %q, containers %v",
+				vars[tc.arnVar], td, tc.network, tc.taskRole, tc.containers)
+		}
+		for _, c := range td.ContainerDefinitions {
+			if c.Name != "ecs-sd" {
+				continue
+			}
+			env := map[string]string{}
+			for _, e := range c.Environment {
+				env[e.Name] = e.Value
+			}
+			if c.Image != vars["ECS_SD_IMAGE"] || env["DISCOVERY_NAMESPACES_PARAMETER_NAME"] != "ECS-ServiceDiscovery-Namespaces" ||
+				env["PROMETHEUS_CONFIG_PARAMETER_NAME"] != "ECS-Prometheus-Configuration" || env["CONFIG_FILE_DIR"] != "/etc/config" {
+				t.Errorf("ecs-sd container: image %s, environment %v", c.Image, env)
+			}
+		}
+	}
+}
+
+func checkECSServices(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	type registry struct {
+		RegistryArn   string `json:"registryArn"`
+		ContainerName string `json:"containerName"`
+		ContainerPort int    `json:"containerPort"`
+	}
+	var out struct {
+		Services []struct {
+			ServiceName          string     `json:"serviceName"`
+			SchedulingStrategy   string     `json:"schedulingStrategy"`
+			LaunchType           string     `json:"launchType"`
+			TaskDefinition       string     `json:"taskDefinition"`
+			ServiceRegistries    []registry `json:"serviceRegistries"`
+			NetworkConfiguration struct {
+				AwsvpcConfiguration struct {
+					Subnets        []string `json:"subnets"`
+					SecurityGroups []string `json:"securityGroups"`
+				} `json:"awsvpcConfiguration"`
+			} `json:"networkConfiguration"`
+		} `json:"services"`
+	}
+	awsJSON(t, m, &out, "ecs", "describe-services", "--cluster", vars["CLUSTER_NAME"],
+		"--services", "webapp", "node-exporter", "prometheus")
+	if len(out.Services) != 3 {
+		t.Fatalf("found %d ECS services, want webapp, node-exporter and prometheus: %+v", len(out.Services), out.Services)
+	}
+	subnets := strings.Split(vars["SUBNET_IDS"], ",")
+	for _, s := range out.Services {
+		awsvpc := s.NetworkConfiguration.AwsvpcConfiguration
+		switch s.ServiceName {
+		case "webapp":
+			want := []registry{{RegistryArn: vars["CLOUDMAP_WEBAPP_SERVICE_ARN"]}}
+			if !reflect.DeepEqual(s.ServiceRegistries, want) || s.TaskDefinition != vars["WEBAPP_TASK_DEFINITION_ARN"] ||
+				!slices.Equal(awsvpc.Subnets, subnets) || !slices.Equal(awsvpc.SecurityGroups, []string{vars["WEBAPP_SECURITY_GROUP_ID"]}) {
+				t.Errorf("webapp service %+v, want registry %+v in subnets %v", s, want, subnets)
+			}
+		case "node-exporter":
+			want := []registry{{RegistryArn: vars["CLOUDMAP_NODE_EXPORTER_SERVICE_ARN"], ContainerName: "node-exporter", ContainerPort: 9100}}
+			if s.SchedulingStrategy != "DAEMON" || s.LaunchType != "EC2" || !reflect.DeepEqual(s.ServiceRegistries, want) {
+				t.Errorf("node-exporter service %+v, want a DAEMON on EC2 with registry %+v", s, want)
+			}
+		case "prometheus":
+			if len(s.ServiceRegistries) != 0 ||
+				!slices.Equal(awsvpc.SecurityGroups, []string{vars["PROMETHEUS_SECURITY_GROUP_ID"]}) {
+				t.Errorf("prometheus service %+v, want no registry, in its own security group", s)
+			}
+		default:
+			t.Errorf("unexpected ECS service %s", s.ServiceName)
+		}
+	}
+
+	var groups struct {
+		SecurityGroups []struct {
+			IpPermissions []struct {
+				FromPort         int
+				UserIdGroupPairs []struct{ GroupId string }
+			}
+		}
+	}
+	awsJSON(t, m, &groups, "ec2", "describe-security-groups", "--group-ids", vars["WEBAPP_SECURITY_GROUP_ID"])
+	opened := false
+	for _, g := range groups.SecurityGroups {
+		for _, p := range g.IpPermissions {
+			for _, pair := range p.UserIdGroupPairs {
+				opened = opened || (p.FromPort == 3000 && pair.GroupId == vars["PROMETHEUS_SECURITY_GROUP_ID"])
+			}
+		}
+	}
+	if !opened {
+		t.Errorf("web app security group is not open to Prometheus on 3000: %+v", groups)
+	}
+}
+
+// checkCreateServiceRequests checks what the scripts asked ECS for beyond what moto keeps.
+func checkCreateServiceRequests(t *testing.T, requests map[string]map[string]any) {
+	want := map[string]any{"maximumPercent": float64(100), "minimumHealthyPercent": float64(0)}
+	prometheus, ok := requests["prometheus"]
+	if !ok {
+		t.Fatalf("no CreateService request for prometheus among %v", slices.Sorted(maps.Keys(requests)))
+	}
+	if got := prometheus["deploymentConfiguration"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("prometheus deploymentConfiguration %v, want %v (never two Prometheus at once)", got, want)
+	}
+	for name, req := range requests {
+		if name != "node-exporter" && req["launchType"] != "EC2" {
+			t.Errorf("%s launch type %v, want the default EC2", name, req["launchType"])
+		}
+	}
+}
+
+func checkLogGroups(t *testing.T, m *testenv.Moto) {
+	var out struct {
+		LogGroups []struct {
+			LogGroupName    string `json:"logGroupName"`
+			RetentionInDays int    `json:"retentionInDays"`
+		} `json:"logGroups"`
+	}
+	awsJSON(t, m, &out, "logs", "describe-log-groups", "--log-group-name-prefix", "/ecs/ecs-sd/")
+	got := map[string]int{}
+	for _, g := range out.LogGroups {
+		got[g.LogGroupName] = g.RetentionInDays
+	}
+	want := map[string]int{"/ecs/ecs-sd/prometheus": 14, "/ecs/ecs-sd/webapp": 14, "/ecs/ecs-sd/node-exporter": 14}
+	if !maps.Equal(got, want) {
+		t.Errorf("log groups %v, want %v", got, want)
+	}
+}
+
+// --- Script failures and the render function -------------------------------------------------------------
+
+func TestScriptsFailClearly(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "bash", "the scripts are bash")
+	for _, tc := range []struct {
+		name, script string
+		env          []string
+		wantStderr   string
+	}{
+		{"no region", "01-cloudmap.sh", nil, "AWS_REGION"},
+		{"no images", "04-task-definitions.sh", []string{"AWS_REGION=" + region},
+			"missing required environment variable(s): ECS_SD_IMAGE WEBAPP_IMAGE EXECUTION_ROLE_ARN PROMETHEUS_TASK_ROLE_ARN"},
+		{"no namespace ARN", "03-iam-roles.sh", []string{"AWS_REGION=" + region, "WORKSPACE_ARN=x"}, "CLOUDMAP_NAMESPACE_ARN"},
+		{"bad launch type", "05-services.sh", []string{"AWS_REGION=" + region, "LAUNCH_TYPE=LAMBDA",
+			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
+			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"}, "LAUNCH_TYPE must be EC2 or FARGATE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := run(t, baseEnv(nil, tc.env...), "bash", filepath.Join(scriptsDir, tc.script))
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("%s exited with %v, want 1\nstdout:\n%s\nstderr:\n%s", tc.script, err, stdout, stderr)
+			}
+			if !strings.Contains(stderr, tc.wantStderr) || stdout != "" {
+				t.Errorf("%s: stderr %q, want it to say %q; stdout %q, want none", tc.script, stderr, tc.wantStderr, stdout)
+			}
+		})
+	}
+}
+
+func TestRender(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	template := writeFile(t, dir, "template", "url: ${URL}/x\nregex: (.*)\nreplacement: $1 ${1} $$ ${ not}\nname: ${NAME}\n\n")
+	got := render(t, template, map[string]string{"URL": "https://h/p?a=1&b='2'", "NAME": "a\\b"})
+	want := "url: https://h/p?a=1&b='2'/x\nregex: (.*)\nreplacement: $1 ${1} $$ ${ not}\nname: a\\b\n\n"
+	if got != want {
+		t.Errorf("render = %q, want %q", got, want)
+	}
+
+	env := baseEnv(nil, "AWS_REGION="+region, "URL=x")
+	stdout, stderr, err := run(t, env, "bash", "-c", `source scripts/lib.sh && render "$1"`, "render", template)
+	if err == nil || !strings.Contains(stderr, "needs environment variable(s): NAME") {
+		t.Errorf("render without NAME: err %v, stdout %q, stderr %q; want a failure naming NAME", err, stdout, stderr)
+	}
+}
