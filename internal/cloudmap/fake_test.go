@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
@@ -259,3 +262,5 @@ func (f *fakeAPI) GetInstancesHealthStatus(_ context.Context, in *sd.GetInstance
 }
 
 var errInjected = errors.New("injected fault")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
