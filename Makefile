@@ -1,6 +1,6 @@
 # ecs-sd — `make demo` runs the whole pipeline locally, `make test` runs every test.
-# Both install what they need on a fresh Debian machine (Prometheus, node exporter); moto
-# (moto_server) must be on PATH.
+# Both install what they need on a fresh Debian machine (Prometheus, node exporter); moto_server,
+# the AWS CLI and cfn-lint must be on PATH (scripts/install-deps.sh checks).
 
 GO        ?= go
 BIN       := bin
@@ -10,13 +10,14 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=main -X $(VPKG).BuildUser=make
 GOTESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build deps test unit lint demo bench clean
+.PHONY: all build deps test lint demo bench clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ecs-sd ./cmd/ecs-sd
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/webapp ./cmd/webapp
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/demo ./cmd/demo
 
 # deps installs and checks what the tests and the demo run against.
 deps:
@@ -26,15 +27,12 @@ deps:
 test: deps build lint
 	$(GO) test $(GOTESTFLAGS) ./...
 
-# unit runs the tests that need neither moto nor Prometheus.
-unit:
-	$(GO) test -count=1 -short ./...
-
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
 
+# demo runs the whole pipeline locally (cmd/demo); DEMO_DURATION=<seconds> stops it by itself.
 demo: deps build
 	./scripts/demo.sh
 

@@ -118,8 +118,8 @@ func tasks(prefix string, n int) []testenv.Task {
 	return out
 }
 
-// TestNamespaceTypes reads a StringList parameter naming namespaces of every type, by name and by
-// id, two of them sharing a name in different VPCs, and one that does not exist.
+// TestNamespaceTypes reads a StringList parameter naming two namespaces of every type, by name and
+// by id, two of them sharing a name in different VPCs, and one that does not exist.
 func TestNamespaceTypes(t *testing.T) {
 	t.Parallel()
 	m := testenv.StartMoto(t)
@@ -127,20 +127,22 @@ func TestNamespaceTypes(t *testing.T) {
 	private1 := m.CreatePrivateDNSNamespace(t, "shared.local", vpc1)
 	private2 := m.CreatePrivateDNSNamespace(t, "shared.local", vpc2)
 	public := m.CreatePublicDNSNamespace(t, "example.com")
+	public2 := m.CreatePublicDNSNamespace(t, "example.org")
 	httpNS := m.CreateHTTPNamespace(t, "apps")
-	for i, ns := range []string{private1, private2, public, httpNS} {
+	httpNS2 := m.CreateHTTPNamespace(t, "jobs")
+	for i, ns := range []string{private1, private2, public, public2, httpNS, httpNS2} {
 		svc, _ := m.CreateService(t, ns, "svc", map[string]string{"METRICS_PORT": "8080"})
 		m.RegisterTask(t, svc, testenv.Task{ID: fmt.Sprintf("task-%d", i), IPv4: fmt.Sprintf("10.0.0.%d", i+1), Cluster: "c", Service: "s", Family: "f"})
 	}
-	m.PutParameter(t, "my-namespaces", " shared.local ,, "+public+",apps , missing-namespace ,", ssmtypes.ParameterTypeStringList)
+	m.PutParameter(t, "my-namespaces", " shared.local ,, "+public+",apps , missing-namespace ,example.org,"+httpNS2, ssmtypes.ParameterTypeStringList)
 
 	d := startDaemon(t, withEnv(m.Env(), "DISCOVERY_NAMESPACES_PARAMETER_NAME=my-namespaces"), "--no-prometheus.config-sync")
 	testenv.Eventually(t, 20*time.Second, 100*time.Millisecond, func() (bool, string) {
 		got := d.file(t)
-		return got != "" && len(addresses(t, got)) == 4, "file: " + got
+		return got != "" && len(addresses(t, got)) == 6, "file: " + got
 	})
 	doc := d.file(t)
-	for _, want := range []string{private1, private2, public, httpNS, `"DNS_PRIVATE"`, `"DNS_PUBLIC"`, `"HTTP"`} {
+	for _, want := range []string{private1, private2, public, public2, httpNS, httpNS2, `"DNS_PRIVATE"`, `"DNS_PUBLIC"`, `"HTTP"`} {
 		require.Contains(t, doc, want)
 	}
 	require.Equal(t, 1.0, d.metric(t, `ecs_sd_cloudmap_namespace_unresolved{namespace="missing-namespace"}`))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -58,6 +59,7 @@ func registerFlags(app *kingpin.Application) *flags {
 		def.CloudMap.IncludeUnhealthy, func(c *config.Config, v bool) { c.CloudMap.IncludeUnhealthy = v })
 	durationFlag(f, app, "cloudmap.tags-refresh-interval", "How long a Cloud Map service's tags (METRICS_PATH, METRICS_PORT, ...) are reused before they are read again.",
 		time.Duration(def.CloudMap.TagsRefreshInterval), func(c *config.Config, v time.Duration) { c.CloudMap.TagsRefreshInterval = model.Duration(v) })
+	registerECSFlags(f, app, def.ECS)
 	boolFlag(f, app, "prometheus.config-sync", "Write the Prometheus configuration held in an SSM parameter to the output directory.",
 		def.PrometheusConfig.Enabled, func(c *config.Config, v bool) { c.PrometheusConfig.Enabled = v })
 	stringFlag(f, app, "prometheus.config-parameter", "SSM parameter holding the Prometheus configuration. Env "+config.EnvPrometheusConfigParam+".",
@@ -85,7 +87,10 @@ func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, e
 			return cfg, err
 		}
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil || !cfg.ECS.Enabled() {
+		return cfg, err
+	}
+	return cfg, ecsOptions(cfg.ECS, "").Rules.Check()
 }
 
 // setting registers the application of one flag's value, when the user gave the flag.
@@ -106,6 +111,16 @@ func stringFlag(f *flags, app *kingpin.Application, name, help, def string, appl
 func stringsFlag(f *flags, app *kingpin.Application, name, help string, def []string, apply func(*config.Config, []string)) {
 	var set bool
 	setting(f, &set, app.Flag(name, help).Default(def...).IsSetByUser(&set).Strings(), apply)
+}
+
+func intFlag(f *flags, app *kingpin.Application, name, help string, def int, apply func(*config.Config, int)) {
+	var set bool
+	setting(f, &set, app.Flag(name, help).Default(strconv.Itoa(def)).IsSetByUser(&set).Int(), apply)
+}
+
+func floatFlag(f *flags, app *kingpin.Application, name, help string, def float64, apply func(*config.Config, float64)) {
+	var set bool
+	setting(f, &set, app.Flag(name, help).Default(strconv.FormatFloat(def, 'g', -1, 64)).IsSetByUser(&set).Float64(), apply)
 }
 
 func boolFlag(f *flags, app *kingpin.Application, name, help string, def bool, apply func(*config.Config, bool)) {

@@ -1,5 +1,5 @@
-// Command ecs-sd discovers the ECS tasks registered in AWS Cloud Map and hands them to
-// Prometheus, as a file_sd file and an http_sd endpoint.
+// Command ecs-sd discovers ECS tasks, registered in AWS Cloud Map or found with the ECS API, and
+// hands them to Prometheus, as a file_sd file and an http_sd endpoint.
 package main
 
 import (
@@ -26,6 +26,7 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/awsclient"
 	"github.com/ecs-sd/ecs-sd/internal/cloudmap"
 	"github.com/ecs-sd/ecs-sd/internal/config"
+	"github.com/ecs-sd/ecs-sd/internal/ecs"
 	"github.com/ecs-sd/ecs-sd/internal/filesd"
 	"github.com/ecs-sd/ecs-sd/internal/httpsd"
 	"github.com/ecs-sd/ecs-sd/internal/promconfig"
@@ -38,7 +39,7 @@ func main() { os.Exit(run(os.Args[1:], os.LookupEnv)) }
 // run returns the process exit code: 0 on success, 1 when a --once discovery failed or the
 // server stopped on an error, 2 for bad configuration.
 func run(args []string, lookupEnv func(string) (string, bool)) int {
-	app := kingpin.New("ecs-sd", "Discovers ECS tasks registered in AWS Cloud Map and writes Prometheus file_sd and http_sd target lists.")
+	app := kingpin.New("ecs-sd", "Discovers ECS tasks, registered in AWS Cloud Map or found with the ECS API, and writes Prometheus file_sd and http_sd target lists.")
 	app.Version(version.Print("ecs-sd"))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
@@ -109,6 +110,15 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 			Logger:              logger.With("discovery", cloudmap.Name),
 			Registerer:          reg,
 		}))
+	}
+	if cfg.ECS.Enabled() {
+		opts := ecsOptions(cfg.ECS, awsCfg.Region)
+		opts.Logger, opts.Registerer = logger.With("discovery", ecs.Name), reg
+		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), opts)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, src)
 	}
 
 	var sinks []refresh.Sink

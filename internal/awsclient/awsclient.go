@@ -11,6 +11,8 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
@@ -125,3 +127,9 @@ func CloudMap(cfg aws.Config) *servicediscovery.Client {
 
 // SSM returns an SSM client for cfg.
 func SSM(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) }
+
+// ECS returns an ECS client for cfg.
+func ECS(cfg aws.Config) *ecs.Client { return ecs.NewFromConfig(cfg) }
+
+// EC2 returns an EC2 client for cfg.
+func EC2(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) }

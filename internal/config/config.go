@@ -26,6 +26,7 @@ type Config struct {
 	Output           Output           `yaml:"output"`
 	Web              Web              `yaml:"web"`
 	CloudMap         CloudMap         `yaml:"cloudmap"`
+	ECS              ECS              `yaml:"ecs"`
 	PrometheusConfig PrometheusConfig `yaml:"prometheus_config"`
 }
 
@@ -98,6 +99,7 @@ func Default() Config {
 			NamespacesParameter: defaultNamespacesParam,
 			TagsRefreshInterval: model.Duration(5 * time.Minute),
 		},
+		ECS:              defaultECS(),
 		PrometheusConfig: PrometheusConfig{Enabled: true, Parameter: defaultPrometheusParam, FileName: "prometheus.yaml"},
 	}
 }
@@ -203,8 +205,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("aws endpoint url %q: must be an absolute URL", c.AWS.EndpointURL))
 		}
 	}
-	if !c.CloudMap.Enabled {
-		errs = append(errs, errors.New("no source enabled: enable cloudmap"))
+	if c.ECS.Enabled() {
+		errs = append(errs, c.ECS.validate()...)
+	}
+	if !c.CloudMap.Enabled && !c.ECS.Enabled() {
+		errs = append(errs, errors.New("no source enabled: enable cloudmap, or give ecs clusters (or all_clusters)"))
 	}
 	if !c.Output.FileSD && !c.Output.HTTPSD {
 		errs = append(errs, errors.New("no output enabled: enable file_sd or http_sd"))

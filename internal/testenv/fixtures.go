@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ecs-sd/ecs-sd/internal/rig"
 )
 
 // registerWorkers is how many registrations RegisterTasks runs at once.
@@ -24,16 +25,16 @@ const registerWorkers = 8
 
 // Cloud Map instance attributes that ECS sets when it registers a task.
 const (
-	AttrIPv4             = "AWS_INSTANCE_IPV4"
-	AttrIPv6             = "AWS_INSTANCE_IPV6"
-	AttrPort             = "AWS_INSTANCE_PORT"
-	AttrAvailabilityZone = "AVAILABILITY_ZONE"
-	AttrInitHealthStatus = "AWS_INIT_HEALTH_STATUS"
-	AttrCluster          = "ECS_CLUSTER_NAME"
-	AttrService          = "ECS_SERVICE_NAME"
-	AttrFamily           = "ECS_TASK_DEFINITION_FAMILY"
-	AttrRegion           = "REGION"
-	AttrEC2InstanceID    = "EC2_INSTANCE_ID"
+	AttrIPv4             = rig.AttrIPv4
+	AttrIPv6             = rig.AttrIPv6
+	AttrPort             = rig.AttrPort
+	AttrAvailabilityZone = rig.AttrAvailabilityZone
+	AttrInitHealthStatus = rig.AttrInitHealthStatus
+	AttrCluster          = rig.AttrCluster
+	AttrService          = rig.AttrService
+	AttrFamily           = rig.AttrFamily
+	AttrRegion           = rig.AttrRegion
+	AttrEC2InstanceID    = rig.AttrEC2InstanceID
 )
 
 // CreateVPC creates a VPC 10.0.0.0/16 with DNS support and DNS hostnames on, and returns its id.
@@ -235,51 +236,8 @@ func (m *Moto) DeleteService(tb testing.TB, id string) {
 	}
 }
 
-// Task is an ECS task as ECS registers it in Cloud Map. Empty fields (and Port 0) are left out of
-// the instance's attributes, so a task without any IP can be registered.
-type Task struct {
-	ID            string // the task id, used as the Cloud Map instance id
-	IPv4          string
-	IPv6          string
-	Port          int
-	Cluster       string
-	Service       string
-	Family        string
-	AZ            string
-	EC2InstanceID string
-	// Extra attributes are added last and override the ones above.
-	Extra map[string]string
-}
-
-// Attributes returns the Cloud Map instance attributes ECS would set for t: AWS_INSTANCE_IPV4,
-// AWS_INSTANCE_IPV6, AWS_INSTANCE_PORT, AVAILABILITY_ZONE, ECS_CLUSTER_NAME, ECS_SERVICE_NAME,
-// ECS_TASK_DEFINITION_FAMILY and EC2_INSTANCE_ID when set, AWS_INIT_HEALTH_STATUS=HEALTHY and
-// REGION=us-east-1 always, then Extra.
-func (t Task) Attributes() map[string]string {
-	attrs := map[string]string{
-		AttrInitHealthStatus: "HEALTHY",
-		AttrRegion:           Region,
-	}
-	optional := map[string]string{
-		AttrIPv4:             t.IPv4,
-		AttrIPv6:             t.IPv6,
-		AttrAvailabilityZone: t.AZ,
-		AttrCluster:          t.Cluster,
-		AttrService:          t.Service,
-		AttrFamily:           t.Family,
-		AttrEC2InstanceID:    t.EC2InstanceID,
-	}
-	if t.Port != 0 {
-		optional[AttrPort] = strconv.Itoa(t.Port)
-	}
-	for k, v := range optional {
-		if v != "" {
-			attrs[k] = v
-		}
-	}
-	maps.Copy(attrs, t.Extra)
-	return attrs
-}
+// Task is an ECS task as ECS registers it in Cloud Map (see rig.Task).
+type Task = rig.Task
 
 // RegisterTask registers task as an instance of a Cloud Map service (instance id = task id).
 // On moto, registering an id that is already registered adds a duplicate instead of replacing it.
@@ -303,15 +261,7 @@ func (m *Moto) RegisterTasks(tb testing.TB, serviceID string, tasks []Task) {
 func registerTask(ctx context.Context, client *servicediscovery.Client, serviceID string, task Task) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	_, err := client.RegisterInstance(ctx, &servicediscovery.RegisterInstanceInput{
-		ServiceId:  &serviceID,
-		InstanceId: &task.ID,
-		Attributes: task.Attributes(),
-	})
-	if err != nil {
-		return fmt.Errorf("register task %s in service %s: %w", task.ID, serviceID, err)
-	}
-	return nil
+	return rig.RegisterTask(ctx, client, serviceID, task)
 }
 
 // DeregisterTask deregisters the instance of a task (the first one, should moto hold duplicates).
@@ -319,12 +269,7 @@ func (m *Moto) DeregisterTask(tb testing.TB, serviceID, taskID string) {
 	tb.Helper()
 	ctx, cancel := callContext(tb)
 	defer cancel()
-	_, err := m.fixtureClients(tb).cloudMap.DeregisterInstance(ctx, &servicediscovery.DeregisterInstanceInput{
-		ServiceId: &serviceID, InstanceId: &taskID,
-	})
-	if err != nil {
-		tb.Fatalf("deregister task %s from service %s: %v", taskID, serviceID, err)
-	}
+	check(tb, rig.DeregisterTask(ctx, m.fixtureClients(tb).cloudMap, serviceID, taskID))
 }
 
 // SetHealth sets a task instance's custom health status (UpdateInstanceCustomHealthStatus).

@@ -6,29 +6,26 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ecs-sd/ecs-sd/internal/rig"
+	"github.com/ecs-sd/ecs-sd/internal/supervise"
 )
 
 // Region is the AWS region every harness client and child process uses.
-const Region = "us-east-1"
+const Region = rig.Region
 
 const (
-	motoStartTimeout = 30 * time.Second
-	motoGrace        = 5 * time.Second
-	testCredential   = "test"
+	motoStartTimeout = rig.MotoStartTimeout
+	motoGrace        = rig.MotoGrace
 )
 
 // Moto is a moto_server (AWS emulator) running on 127.0.0.1. Its methods that take a testing.TB
@@ -79,25 +76,15 @@ func StartMotoMain() (m *Moto, stop func(), err error) {
 
 // startMoto starts moto_server with its log in dir.
 func startMoto(dir string) (*Moto, error) {
-	bin, err := lookPath("moto_server", "it comes with pip install 'moto[server]'")
+	spec, err := rig.MotoServer(filepath.Join(dir, "moto.log"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; integration tests need it", err)
 	}
-	proc, port, err := startServer(serverSpec{
-		binary: bin,
-		args: func(port int) []string {
-			return []string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)}
-		},
-		logPath:   filepath.Join(dir, "moto.log"),
-		readyPath: "/moto-api/",
-		ready:     func(resp *http.Response) bool { return resp.StatusCode < http.StatusInternalServerError },
-		timeout:   motoStartTimeout,
-		grace:     motoGrace,
-	})
+	proc, port, err := supervise.StartServer(context.Background(), spec)
 	if err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
-	m := &Moto{URL: fmt.Sprintf("http://127.0.0.1:%d", port), proc: proc}
+	m := &Moto{URL: rig.MotoURL(port), proc: &process{proc}}
 	m.clients = sync.OnceValues(func() (*awsClients, error) {
 		cfg, err := awsConfig(context.Background(), m.URL)
 		if err != nil {
@@ -160,46 +147,14 @@ func AWSConfig(tb testing.TB, endpointURL string) aws.Config {
 }
 
 func awsConfig(ctx context.Context, endpointURL string) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(Region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(testCredential, testCredential, "")),
-		config.WithBaseEndpoint(endpointURL),
-	)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load aws config for %s: %w", endpointURL, err)
-	}
-	return cfg, nil
+	return rig.AWSConfig(ctx, endpointURL)
 }
 
 // AWSEnv returns os.Environ() set up for a child process (such as the ecs-sd binary) to send every
 // AWS call to endpointURL: AWS_ACCESS_KEY_ID=test, AWS_SECRET_ACCESS_KEY=test, AWS_REGION=us-east-1
 // and AWS_ENDPOINT_URL=endpointURL, with AWS_PROFILE, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION and
 // every AWS_ENDPOINT_URL_<SERVICE> removed. AWS_CA_BUNDLE and the like are kept.
-func AWSEnv(endpointURL string) []string {
-	env := make([]string, 0, len(os.Environ())+4)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !overriddenAWSVar(name) {
-			env = append(env, kv)
-		}
-	}
-	return append(env,
-		"AWS_ACCESS_KEY_ID="+testCredential,
-		"AWS_SECRET_ACCESS_KEY="+testCredential,
-		"AWS_REGION="+Region,
-		"AWS_ENDPOINT_URL="+endpointURL,
-	)
-}
-
-// overriddenAWSVar reports whether AWSEnv drops the environment variable name.
-func overriddenAWSVar(name string) bool {
-	switch name {
-	case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_REGION", "AWS_DEFAULT_REGION":
-		return true
-	}
-	return strings.HasPrefix(name, "AWS_ENDPOINT_URL")
-}
+func AWSEnv(endpointURL string) []string { return rig.AWSEnv(endpointURL) }
 
 // NewCloudMapClient returns a Cloud Map client for cfg whose DiscoverInstances and
 // DiscoverInstancesRevision go to cfg's endpoint as is: the SDK otherwise prefixes the host with

@@ -10,10 +10,10 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/ecs-sd/ecs-sd/internal/supervise"
 )
 
 // callTimeout bounds each AWS or HTTP call the harness makes on behalf of a test.
@@ -23,18 +23,9 @@ const callTimeout = 30 * time.Second
 // before the caller binds it; the server starters retry with a new port when that happens.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	port, err := freePort()
+	port, err := supervise.FreePort(supervise.DefaultHost)
 	check(tb, err)
 	return port
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Eventually calls cond every interval until it returns true, and fails the test with cond's last

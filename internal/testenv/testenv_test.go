@@ -3,7 +3,6 @@ package testenv
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,16 +381,6 @@ func assertErrorCode(t *testing.T, err error, code string) smithy.APIError {
 func assertInjected(t *testing.T, err error, code string) {
 	t.Helper()
 	assert.Equal(t, faultMessage, assertErrorCode(t, err, code).ErrorMessage())
-}
-
-func TestListensOn(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	assert.True(t, listensOn(os.Getpid(), port))
-	assert.False(t, listensOn(os.Getppid(), port), "another process")
-	assert.False(t, listensOn(os.Getpid(), FreePort(t)), "another port")
 }
 
 func TestMissingTool(t *testing.T) {

@@ -1,0 +1,177 @@
+package demo_test
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecs-sd/ecs-sd/internal/demo"
+	"github.com/ecs-sd/ecs-sd/internal/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/testenv"
+)
+
+// wantTarget is an active target the pipeline must have in Prometheus.
+type wantTarget struct {
+	job, service string
+}
+
+// TestPipeline runs the demo's pipeline with short intervals: moto with the deploy scripts'
+// resources, two web app tasks and a node exporter registered in Cloud Map as ECS would, ecs-sd,
+// Prometheus on the configuration ecs-sd wrote from SSM, remote-writing to the sink. It checks
+// that Prometheus scrapes every task with the seed's labels, that every query of the Grafana
+// dashboard (the seed's queries) runs on the sink without error and returns data, that a task
+// registered mid-run appears (in the targets and in the sink) and disappears when deregistered,
+// and that nothing is left running at the end.
+func TestPipeline(t *testing.T) {
+	ctx := t.Context()
+	p, err := demo.Start(ctx, demo.Options{
+		Dir:             t.TempDir(),
+		RepoRoot:        filepath.Join("..", ".."),
+		EcsSDBinary:     testenv.BuildBinary(t, "cmd/ecs-sd"),
+		WebappBinary:    testenv.BuildBinary(t, "cmd/webapp"),
+		ScrapeInterval:  time.Second,
+		RefreshInterval: time.Second,
+		LoadRPS:         20,
+		Logger:          slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	require.NoError(t, err)
+	procs := p.Processes()
+	stopped := false
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, proc := range p.Processes() {
+				t.Logf("log of %s: %s", proc.Name, proc.LogPath)
+			}
+		}
+		if !stopped {
+			p.Stop()
+		}
+	})
+
+	tasks := p.WebTasks()
+	require.Len(t, tasks, 2)
+	want := map[string]wantTarget{
+		tasks[0].Addr:     {"ecs_services", demo.WebappService},
+		tasks[1].Addr:     {"ecs_services", demo.WebappService},
+		"127.0.0.21:9100": {"node_exporter", demo.NodeExporterService},
+	}
+	ecsSDAddr := strings.TrimPrefix(p.EcsSDURL, "http://")
+	waitTargets(t, p, func(targets map[string]promclient.Target) string {
+		for addr, w := range want {
+			if msg := checkTarget(targets, addr, w); msg != "" {
+				return msg
+			}
+		}
+		if tg, ok := targets[ecsSDAddr]; !ok || tg.ScrapePool != "ecs_sd" || tg.Health != "up" {
+			return fmt.Sprintf("ecs-sd itself (%s) is not an up target of job ecs_sd: %+v", ecsSDAddr, tg)
+		}
+		if len(targets) != len(want)+1 {
+			return fmt.Sprintf("%d active targets, want %d: %v", len(targets), len(want)+1, keys(targets))
+		}
+		return ""
+	})
+
+	// Every seed query runs on the sink without error and, once a few samples arrived, has data.
+	queries, err := p.Queries()
+	require.NoError(t, err)
+	require.Len(t, queries, 8, "request rate, average latency, 4 latency shares, network, CPU")
+	testenv.Eventually(t, 45*time.Second, 500*time.Millisecond, func() (bool, string) {
+		results, err := p.SeedQueries(ctx)
+		require.NoError(t, err)
+		var empty []string
+		for _, r := range results {
+			require.NoError(t, r.Err, "query %q of panel %q", r.Expr, r.Title)
+			if !r.HasData() {
+				empty = append(empty, r.Name)
+			}
+		}
+		return len(empty) == 0, fmt.Sprintf("no data in the sink for %s", strings.Join(empty, "; "))
+	})
+	results, err := p.SeedQueries(ctx)
+	require.NoError(t, err)
+	for _, r := range results {
+		for _, s := range r.Samples {
+			t.Logf("%s %s = %g", r.Name, r.SeriesName(s), s.Value)
+		}
+	}
+
+	// A task registered mid-run is scraped, and its series reach the sink.
+	added, err := p.AddWebTask(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.13:3000", added.Addr)
+	waitTargets(t, p, func(targets map[string]promclient.Target) string {
+		return checkTarget(targets, added.Addr, wantTarget{"ecs_services", demo.WebappService})
+	})
+	testenv.Eventually(t, 30*time.Second, 500*time.Millisecond, func() (bool, string) {
+		samples, err := p.QuerySink(ctx, fmt.Sprintf(`http_requests_total{instance=%q, task_id=%q}`, added.Addr, added.ID))
+		require.NoError(t, err)
+		return len(samples) > 0, "the new task's http_requests_total has not reached the sink"
+	})
+
+	// Deregistered (and stopped), it leaves Prometheus's active targets; the others stay.
+	require.NoError(t, p.RemoveWebTask(ctx, added.ID))
+	waitTargets(t, p, func(targets map[string]promclient.Target) string {
+		if _, ok := targets[added.Addr]; ok {
+			return added.Addr + " is still an active target"
+		}
+		if len(targets) != len(want)+1 {
+			return fmt.Sprintf("%d active targets, want %d: %v", len(targets), len(want)+1, keys(targets))
+		}
+		return ""
+	})
+
+	p.Stop()
+	stopped = true
+	for _, proc := range procs {
+		assert.Eventually(t, func() bool { return len(supervise.GroupMembers(proc.PID)) == 0 }, 5*time.Second,
+			50*time.Millisecond, "%s (process group %d) still runs", proc.Name, proc.PID)
+	}
+}
+
+// waitTargets waits until check, given Prometheus's active targets by address, returns "".
+func waitTargets(t *testing.T, p *demo.Pipeline, check func(map[string]promclient.Target) string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, 250*time.Millisecond, func() (bool, string) {
+		all, err := p.ActiveTargets(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		targets := map[string]promclient.Target{}
+		for _, tg := range all {
+			targets[tg.Labels["instance"]] = tg
+		}
+		msg := check(targets)
+		return msg == "", msg
+	})
+}
+
+// checkTarget returns why the target at addr is not an up target of w with the seed's labels, or "".
+func checkTarget(targets map[string]promclient.Target, addr string, w wantTarget) string {
+	tg, ok := targets[addr]
+	if !ok {
+		return fmt.Sprintf("%s is not an active target (have %v)", addr, keys(targets))
+	}
+	wantLabels := map[string]string{
+		"job": w.job, "cluster": demo.ClusterName, "service": w.service, "taskdefinition": w.service,
+	}
+	for k, v := range wantLabels {
+		if tg.Labels[k] != v {
+			return fmt.Sprintf("target %s has %s=%q, want %q (labels %v)", addr, k, tg.Labels[k], v, tg.Labels)
+		}
+	}
+	if tg.Health != "up" {
+		return fmt.Sprintf("target %s is %s: %s", addr, tg.Health, tg.LastError)
+	}
+	return ""
+}
+
+func keys(m map[string]promclient.Target) []string { return slices.Sorted(maps.Keys(m)) }

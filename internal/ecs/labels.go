@@ -1,0 +1,390 @@
+package ecs
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/prometheus/common/model"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+// Metadata label names. Where upstream Prometheus's ECS discovery (aws_sd_configs, role: ecs)
+// exposes the same fact, the name is the same, so that relabelling rules carry over.
+const (
+	metaPrefix = model.MetaLabelPrefix + "ecs_"
+
+	LabelCluster              = metaPrefix + "cluster"
+	LabelClusterARN           = metaPrefix + "cluster_arn"
+	LabelService              = metaPrefix + "service"
+	LabelServiceARN           = metaPrefix + "service_arn"
+	LabelServiceStatus        = metaPrefix + "service_status"
+	LabelTaskARN              = metaPrefix + "task_arn"
+	LabelTaskDefinition       = metaPrefix + "task_definition"
+	LabelTaskGroup            = metaPrefix + "task_group"
+	LabelLaunchType           = metaPrefix + "launch_type"
+	LabelDesiredStatus        = metaPrefix + "desired_status"
+	LabelLastStatus           = metaPrefix + "last_status"
+	LabelHealthStatus         = metaPrefix + "health_status"
+	LabelAvailabilityZone     = metaPrefix + "availability_zone"
+	LabelSubnetID             = metaPrefix + "subnet_id"
+	LabelIPAddress            = metaPrefix + "ip_address"
+	LabelNetworkMode          = metaPrefix + "network_mode"
+	LabelPlatformFamily       = metaPrefix + "platform_family"
+	LabelPlatformVersion      = metaPrefix + "platform_version"
+	LabelRegion               = metaPrefix + "region"
+	LabelContainerInstanceARN = metaPrefix + "container_instance_arn"
+	LabelEC2InstanceID        = metaPrefix + "ec2_instance_id"
+	LabelEC2InstanceType      = metaPrefix + "ec2_instance_type"
+	LabelEC2InstancePrivateIP = metaPrefix + "ec2_instance_private_ip"
+	LabelEC2InstancePublicIP  = metaPrefix + "ec2_instance_public_ip"
+	TagClusterLabelPrefix     = metaPrefix + "tag_cluster_"
+	TagServiceLabelPrefix     = metaPrefix + "tag_service_"
+	TagTaskLabelPrefix        = metaPrefix + "tag_task_"
+	TagEC2LabelPrefix         = metaPrefix + "tag_ec2_"
+
+	// Container-level labels, which upstream Prometheus lacks.
+	LabelContainerName        = metaPrefix + "container_name"
+	LabelContainerImage       = metaPrefix + "container_image"
+	LabelContainerPort        = metaPrefix + "container_port"
+	LabelContainerPortName    = metaPrefix + "container_port_name"
+	ContainerLabelLabelPrefix = metaPrefix + "container_label_"
+	// LabelRules lists the rules that found the endpoint (",docker_labels,port_names,").
+	LabelRules = metaPrefix + "rules"
+)
+
+// Reasons why a task or container endpoint gave no target.
+const (
+	reasonNotRunning      = "not_running"       // the task is not RUNNING yet (retried)
+	reasonNoIP            = "no_ip"             // no address yet (awsvpc: retried) or no EC2 address
+	reasonNoBinding       = "no_binding"        // a bridge container has no network bindings yet (retried)
+	reasonPortNotMapped   = "port_not_mapped"   // a bridge container has no binding for the port
+	reasonBadPort         = "bad_port"          // the port docker label is not a port number
+	reasonBadPath         = "bad_path"          // the path docker label does not start with /
+	reasonBadScheme       = "bad_scheme"        // the scheme docker label is neither http nor https
+	reasonNetworkModeNone = "network_mode_none" // the task has no network
+)
+
+var skipReasons = []string{reasonNotRunning, reasonNoIP, reasonNoBinding, reasonPortNotMapped, reasonBadPort, reasonBadPath, reasonBadScheme, reasonNetworkModeNone}
+
+// skip tells why a task or one of its container endpoints gave no target. A transient skip is a
+// state that passes (a task still starting): the task is described again next cycle.
+type skip struct {
+	reason, detail, container string
+	transient                 bool
+}
+
+// Network modes, as in task definitions. Windows' "default" (NAT) mode has network bindings and
+// is resolved like bridge.
+const (
+	modeAWSVPC = "awsvpc"
+	modeBridge = "bridge"
+	modeHost   = "host"
+	modeNone   = "none"
+)
+
+// clusterInfo, serviceInfo and ec2Instance are what DescribeClusters, DescribeServices and
+// DescribeInstances tell; found is false when AWS answered that the resource does not exist.
+type clusterInfo struct {
+	arn, name string
+	tags      map[string]string
+	found     bool
+}
+
+type serviceInfo struct {
+	arn, status string
+	tags        map[string]string
+	found       bool
+}
+
+type ec2Instance struct {
+	privateIP, publicIP, subnetID, instanceType string
+	tags                                        map[string]string
+	found                                       bool
+}
+
+// taskFacts is everything the targets of one task are made of.
+type taskFacts struct {
+	task     *awstypes.Task
+	def      *awstypes.TaskDefinition
+	cluster  clusterInfo
+	service  string       // from the task group; "" for a standalone task
+	svc      *serviceInfo // nil for a standalone task
+	ec2ID    string       // of the container instance; "" on Fargate
+	instance *ec2Instance // nil on Fargate
+	region   string
+}
+
+// buildTargets returns the targets of a task: one per distinct endpoint (scheme, address, path)
+// of its containers, and why endpoints were left out.
+func buildTargets(f taskFacts, r compiledRules) ([]*targets.Group, []skip) {
+	family := aws.ToString(f.def.Family)
+	type found struct {
+		def awstypes.ContainerDefinition
+		eps []endpoint
+	}
+	var (
+		containers []found
+		skips      []skip
+	)
+	for _, def := range f.def.ContainerDefinitions {
+		eps, sks := r.endpoints(def, f.service, family)
+		for _, sk := range sks {
+			sk.container = aws.ToString(def.Name)
+			skips = append(skips, sk)
+		}
+		if len(eps) > 0 {
+			containers = append(containers, found{def, eps})
+		}
+	}
+	if len(containers) == 0 {
+		return nil, skips
+	}
+	if status := aws.ToString(f.task.LastStatus); status != "RUNNING" {
+		return nil, append(skips, skip{reason: reasonNotRunning, detail: "last status " + status, transient: true})
+	}
+	mode := networkMode(f)
+	ip, subnet, sk := taskAddress(f, mode)
+	if sk != nil {
+		return nil, append(skips, *sk)
+	}
+	base := baseLabels(f, mode, ip, subnet)
+
+	var groups []*targets.Group
+	index := map[string]*targets.Group{}
+	for _, c := range containers {
+		name := aws.ToString(c.def.Name)
+		runtime := runtimeContainer(f.task, name)
+		for _, ep := range c.eps {
+			port, sk := hostPort(mode, runtime, ep.port)
+			if sk != nil {
+				sk.container = name
+				skips = append(skips, *sk)
+				continue
+			}
+			g := newGroup(base, c.def, runtime, ep, ip, port)
+			if prev, ok := index[g.Key()]; ok {
+				addRule(prev, ep.rule)
+				continue
+			}
+			index[g.Key()] = g
+			groups = append(groups, g)
+		}
+	}
+	return groups, skips
+}
+
+// networkMode returns the task's network mode; a task definition without one uses bridge on EC2
+// and awsvpc on Fargate.
+func networkMode(f taskFacts) string {
+	if m := string(f.def.NetworkMode); m != "" {
+		return m
+	}
+	if f.task.LaunchType == awstypes.LaunchTypeFargate {
+		return modeAWSVPC
+	}
+	return modeBridge
+}
+
+// taskAddress returns the IP address Prometheus reaches the task's containers at, and its subnet.
+func taskAddress(f taskFacts, mode string) (ip, subnet string, sk *skip) {
+	switch mode {
+	case modeNone:
+		return "", "", &skip{reason: reasonNetworkModeNone, detail: "network mode none"}
+	case modeAWSVPC:
+		ip, subnet = eniAddress(f.task)
+		if ip == "" {
+			return "", "", &skip{reason: reasonNoIP, detail: "the task's network interface has no address yet", transient: true}
+		}
+		return ip, subnet, nil
+	}
+	switch {
+	case f.ec2ID == "":
+		return "", "", &skip{reason: reasonNoIP, detail: "the task runs on no EC2 container instance"}
+	case f.instance == nil || !f.instance.found || f.instance.privateIP == "":
+		return "", "", &skip{reason: reasonNoIP, detail: fmt.Sprintf("EC2 instance %s has no private IP address", f.ec2ID)}
+	}
+	return f.instance.privateIP, f.instance.subnetID, nil
+}
+
+// eniAddress returns the private IP address (IPv4, else IPv6) and subnet of an awsvpc task's
+// network interface, from its attachment or else from its containers' interfaces.
+func eniAddress(t *awstypes.Task) (ip, subnet string) {
+	var v4, v6 string
+	for _, a := range t.Attachments {
+		if aws.ToString(a.Type) != "ElasticNetworkInterface" {
+			continue
+		}
+		for _, d := range a.Details {
+			switch aws.ToString(d.Name) {
+			case "privateIPv4Address":
+				v4 = aws.ToString(d.Value)
+			case "ipv6Address":
+				v6 = aws.ToString(d.Value)
+			case "subnetId":
+				subnet = aws.ToString(d.Value)
+			}
+		}
+	}
+	for _, c := range t.Containers {
+		for _, ni := range c.NetworkInterfaces {
+			v4 = cmp.Or(v4, aws.ToString(ni.PrivateIpv4Address))
+			v6 = cmp.Or(v6, aws.ToString(ni.Ipv6Address))
+		}
+	}
+	return cmp.Or(v4, v6), subnet
+}
+
+func runtimeContainer(t *awstypes.Task, name string) *awstypes.Container {
+	for i, c := range t.Containers {
+		if aws.ToString(c.Name) == name {
+			return &t.Containers[i]
+		}
+	}
+	return nil
+}
+
+// hostPort returns the port Prometheus reaches a container port at: itself for awsvpc, the
+// bound host port for bridge (dynamic ports included) and host.
+func hostPort(mode string, c *awstypes.Container, port int32) (int32, *skip) {
+	if mode == modeAWSVPC {
+		return port, nil
+	}
+	var bindings []awstypes.NetworkBinding
+	if c != nil {
+		bindings = c.NetworkBindings
+	}
+	for _, b := range bindings {
+		if aws.ToInt32(b.ContainerPort) == port && b.HostPort != nil && (b.Protocol == "" || b.Protocol == awstypes.TransportProtocolTcp) {
+			return *b.HostPort, nil
+		}
+	}
+	switch {
+	case mode == modeHost:
+		return port, nil
+	case len(bindings) == 0:
+		return 0, &skip{reason: reasonNoBinding, detail: fmt.Sprintf("container port %d: the container has no network bindings yet", port), transient: true}
+	default:
+		return 0, &skip{reason: reasonPortNotMapped, detail: fmt.Sprintf("container port %d is not bound to a host port", port)}
+	}
+}
+
+func newGroup(base model.LabelSet, def awstypes.ContainerDefinition, runtime *awstypes.Container, ep endpoint, ip string, port int32) *targets.Group {
+	labels := base.Clone()
+	labels[targets.LabelMetricsPath] = model.LabelValue(ep.path)
+	if ep.scheme != "" {
+		labels[targets.LabelScheme] = model.LabelValue(ep.scheme)
+	}
+	if ep.job != "" {
+		labels[targets.LabelJob] = model.LabelValue(ep.job)
+	}
+	image := aws.ToString(def.Image)
+	if runtime != nil && aws.ToString(runtime.Image) != "" {
+		image = aws.ToString(runtime.Image)
+	}
+	set(labels, LabelContainerName, aws.ToString(def.Name))
+	set(labels, LabelContainerImage, image)
+	set(labels, LabelContainerPort, strconv.Itoa(int(ep.port)))
+	if pm := portMapping(def, ep.port); pm != nil {
+		set(labels, LabelContainerPortName, aws.ToString(pm.Name))
+	}
+	for k, v := range def.DockerLabels {
+		set(labels, ContainerLabelLabelPrefix+targets.SanitizeLabelName(k), v)
+	}
+	labels[LabelRules] = model.LabelValue("," + ep.rule + ",")
+	return &targets.Group{Targets: []string{targets.JoinHostPort(ip, int(port))}, Labels: labels}
+}
+
+// addRule adds rule to the rules a group was found by.
+func addRule(g *targets.Group, rule string) {
+	rules := string(g.Labels[LabelRules])
+	if !strings.Contains(rules, ","+rule+",") {
+		g.Labels[LabelRules] = model.LabelValue(rules + rule + ",")
+	}
+}
+
+func baseLabels(f taskFacts, mode, ip, subnet string) model.LabelSet {
+	t := f.task
+	labels := model.LabelSet{}
+	clusterName := f.cluster.name
+	if clusterName == "" {
+		clusterName = arnName(aws.ToString(t.ClusterArn))
+	}
+	set(labels, targets.LabelCluster, clusterName)
+	set(labels, targets.LabelService, f.service)
+	set(labels, targets.LabelTaskDefinition, aws.ToString(f.def.Family))
+	for name, value := range map[string]string{
+		LabelCluster:          clusterName,
+		LabelClusterARN:       aws.ToString(t.ClusterArn),
+		LabelService:          f.service,
+		LabelTaskARN:          aws.ToString(t.TaskArn),
+		LabelTaskDefinition:   aws.ToString(t.TaskDefinitionArn),
+		LabelTaskGroup:        aws.ToString(t.Group),
+		LabelLaunchType:       string(t.LaunchType),
+		LabelDesiredStatus:    aws.ToString(t.DesiredStatus),
+		LabelLastStatus:       aws.ToString(t.LastStatus),
+		LabelHealthStatus:     string(t.HealthStatus),
+		LabelAvailabilityZone: aws.ToString(t.AvailabilityZone),
+		LabelSubnetID:         subnet,
+		LabelIPAddress:        ip,
+		LabelNetworkMode:      mode,
+		LabelPlatformFamily:   aws.ToString(t.PlatformFamily),
+		LabelPlatformVersion:  aws.ToString(t.PlatformVersion),
+		LabelRegion:           f.region,
+		LabelEC2InstanceID:    f.ec2ID,
+	} {
+		set(labels, name, value)
+	}
+	set(labels, LabelContainerInstanceARN, aws.ToString(t.ContainerInstanceArn))
+	if f.instance != nil && f.instance.found {
+		set(labels, LabelEC2InstanceType, f.instance.instanceType)
+		set(labels, LabelEC2InstancePrivateIP, f.instance.privateIP)
+		set(labels, LabelEC2InstancePublicIP, f.instance.publicIP)
+		addTags(labels, TagEC2LabelPrefix, f.instance.tags)
+	}
+	if f.svc != nil && f.svc.found {
+		set(labels, LabelServiceARN, f.svc.arn)
+		set(labels, LabelServiceStatus, f.svc.status)
+		addTags(labels, TagServiceLabelPrefix, f.svc.tags)
+	}
+	addTags(labels, TagClusterLabelPrefix, f.cluster.tags)
+	taskTags := map[string]string{}
+	for _, tag := range t.Tags {
+		taskTags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	addTags(labels, TagTaskLabelPrefix, taskTags)
+	return labels
+}
+
+// set sets a label when the value is not empty.
+func set(labels model.LabelSet, name, value string) {
+	if value != "" {
+		labels[model.LabelName(name)] = model.LabelValue(value)
+	}
+}
+
+func addTags(labels model.LabelSet, prefix string, tags map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		set(labels, prefix+targets.SanitizeLabelName(k), tags[k])
+	}
+}
+
+// arnName returns the last path element of an ARN (the name in ".../cluster/NAME").
+func arnName(arn string) string {
+	return arn[strings.LastIndex(arn, "/")+1:]
+}
+
+// serviceOf returns the service name of a task group ("service:NAME"), or "".
+func serviceOf(group string) string {
+	name, ok := strings.CutPrefix(group, "service:")
+	if !ok {
+		return ""
+	}
+	return name
+}

@@ -1,0 +1,251 @@
+package ecs
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/targets"
+)
+
+// Rules say which containers are targets. Each rule can be turned off; several can match one
+// container, and each match is one endpoint (container port, path, scheme).
+type Rules struct {
+	DockerLabels DockerLabels
+	PortNames    PortNames
+	Matchers     []Matcher
+}
+
+// DockerLabels makes a target of every container whose definition carries the Port docker label
+// (a container port); the other labels, when set, give its metrics path, scheme and job.
+type DockerLabels struct {
+	Enabled                 bool
+	Port, Path, Scheme, Job string
+}
+
+// PortNames makes a target of every port mapping whose name matches Pattern (a regular
+// expression matched against the whole name), scraped at Path.
+type PortNames struct {
+	Enabled bool
+	Pattern string
+	Path    string
+}
+
+// Matcher makes targets of the listed container ports of the containers it matches: those of
+// tasks in a service whose name matches Service, of a task definition whose family matches
+// TaskDefinition, with a name that matches Container. Patterns match whole names; an empty one
+// matches everything, but Service matches service tasks only.
+type Matcher struct {
+	Service, TaskDefinition, Container string
+	Ports                              []int
+	Path, Scheme, Job                  string
+}
+
+// Rule names, in the __meta_ecs_rules label.
+const (
+	ruleDockerLabels = "docker_labels"
+	rulePortNames    = "port_names"
+	ruleMatchers     = "matchers"
+)
+
+// compiledRules are Rules with their patterns compiled.
+type compiledRules struct {
+	dockerLabels DockerLabels
+	portNames    *regexp.Regexp // nil when the rule is off
+	portPath     string
+	matchers     []compiledMatcher
+}
+
+type compiledMatcher struct {
+	Matcher
+	service, taskDefinition, container *regexp.Regexp // nil matches everything
+}
+
+// anchored compiles a pattern that must match a whole string; "" gives nil.
+func anchored(what, pattern string) (*regexp.Regexp, error) {
+	if pattern == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile("^(?:" + pattern + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("%s pattern %q: %w", what, pattern, err)
+	}
+	return re, nil
+}
+
+func compileRules(r Rules) (compiledRules, error) {
+	c := compiledRules{dockerLabels: r.DockerLabels, portPath: r.PortNames.Path}
+	var errs []error
+	if r.DockerLabels.Enabled && r.DockerLabels.Port == "" {
+		errs = append(errs, errors.New("docker labels: the port label name is empty"))
+	}
+	if r.PortNames.Enabled {
+		re, err := anchored("port name", r.PortNames.Pattern)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case re == nil:
+			errs = append(errs, errors.New("port names: the pattern is empty"))
+		}
+		c.portNames = re
+		if c.portPath == "" {
+			c.portPath = targets.DefaultMetricsPath
+		}
+		if !strings.HasPrefix(c.portPath, "/") {
+			errs = append(errs, fmt.Errorf("port names: path %q does not start with /", c.portPath))
+		}
+	}
+	for i, m := range r.Matchers {
+		cm, err := compileMatcher(m)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("matcher %d: %w", i+1, err))
+		}
+		c.matchers = append(c.matchers, cm)
+	}
+	return c, errors.Join(errs...)
+}
+
+func compileMatcher(m Matcher) (compiledMatcher, error) {
+	cm := compiledMatcher{Matcher: m}
+	if cm.Path == "" {
+		cm.Path = targets.DefaultMetricsPath
+	}
+	var errs []error
+	for _, p := range []struct {
+		what, pattern string
+		re            **regexp.Regexp
+	}{{"service", m.Service, &cm.service}, {"task definition", m.TaskDefinition, &cm.taskDefinition}, {"container", m.Container, &cm.container}} {
+		re, err := anchored(p.what, p.pattern)
+		errs = append(errs, err)
+		*p.re = re
+	}
+	if len(m.Ports) == 0 {
+		errs = append(errs, errors.New("no ports"))
+	}
+	for _, p := range m.Ports {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("port %d is not a port number (1-65535)", p))
+		}
+	}
+	if !strings.HasPrefix(cm.Path, "/") {
+		errs = append(errs, fmt.Errorf("path %q does not start with /", cm.Path))
+	}
+	if err := checkScheme(m.Scheme); err != nil {
+		errs = append(errs, err)
+	}
+	return cm, errors.Join(errs...)
+}
+
+func checkScheme(s string) error {
+	if s != "" && s != "http" && s != "https" {
+		return fmt.Errorf("scheme %q is neither http nor https", s)
+	}
+	return nil
+}
+
+func (m compiledMatcher) matches(service, family, container string) bool {
+	if m.service != nil && (service == "" || !m.service.MatchString(service)) {
+		return false
+	}
+	if m.taskDefinition != nil && !m.taskDefinition.MatchString(family) {
+		return false
+	}
+	return m.container == nil || m.container.MatchString(container)
+}
+
+// endpoint is one metrics endpoint of a container, before its address is known.
+type endpoint struct {
+	port              int32 // container port
+	path, scheme, job string
+	rule              string
+}
+
+// endpoints returns the endpoints the rules find in one container definition, and the skips for
+// rule matches whose values are unusable (a non-numeric port label, a path without /).
+func (r compiledRules) endpoints(def awstypes.ContainerDefinition, service, family string) ([]endpoint, []skip) {
+	var (
+		out   []endpoint
+		skips []skip
+	)
+	if r.dockerLabels.Enabled {
+		ep, sk, ok := r.dockerLabelEndpoint(def.DockerLabels)
+		if sk != nil {
+			skips = append(skips, *sk)
+		} else if ok {
+			out = append(out, ep)
+		}
+	}
+	if r.portNames != nil {
+		for _, pm := range def.PortMappings {
+			if pm.Name != nil && pm.ContainerPort != nil && r.portNames.MatchString(*pm.Name) {
+				out = append(out, endpoint{port: *pm.ContainerPort, path: r.portPath, rule: rulePortNames})
+			}
+		}
+	}
+	name := aws.ToString(def.Name)
+	for _, m := range r.matchers {
+		if !m.matches(service, family, name) {
+			continue
+		}
+		for _, p := range m.Ports {
+			if portMapping(def, int32(p)) != nil {
+				out = append(out, endpoint{port: int32(p), path: m.Path, scheme: m.Scheme, job: m.Job, rule: ruleMatchers})
+			}
+		}
+	}
+	return out, skips
+}
+
+// dockerLabelEndpoint reads the docker-label rule's endpoint; ok is false when the container has
+// no port label.
+func (r compiledRules) dockerLabelEndpoint(labels map[string]string) (endpoint, *skip, bool) {
+	dl := r.dockerLabels
+	v, ok := labels[dl.Port]
+	if !ok {
+		return endpoint{}, nil, false
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || port < 1 || port > 65535 {
+		return endpoint{}, &skip{reason: reasonBadPort, detail: fmt.Sprintf("docker label %s=%q is not a port number (1-65535)", dl.Port, v)}, false
+	}
+	ep := endpoint{port: int32(port), path: targets.DefaultMetricsPath, rule: ruleDockerLabels}
+	if p, ok := labels[dl.Path]; ok && dl.Path != "" {
+		if !strings.HasPrefix(p, "/") {
+			return endpoint{}, &skip{reason: reasonBadPath, detail: fmt.Sprintf("docker label %s=%q does not start with /", dl.Path, p)}, false
+		}
+		ep.path = p
+	}
+	if s, ok := labels[dl.Scheme]; ok && dl.Scheme != "" {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if err := checkScheme(s); err != nil {
+			return endpoint{}, &skip{reason: reasonBadScheme, detail: fmt.Sprintf("docker label %s: %v", dl.Scheme, err)}, false
+		}
+		ep.scheme = s
+	}
+	if j, ok := labels[dl.Job]; ok && dl.Job != "" {
+		ep.job = j
+	}
+	return ep, nil, true
+}
+
+// portMapping returns the mapping of a container port in a container definition, or nil.
+func portMapping(def awstypes.ContainerDefinition, port int32) *awstypes.PortMapping {
+	for i, pm := range def.PortMappings {
+		if pm.ContainerPort != nil && *pm.ContainerPort == port {
+			return &def.PortMappings[i]
+		}
+	}
+	return nil
+}
+
+// Check reports every setting of r that cannot work (a pattern that does not compile, a matcher
+// without ports, a path without /, a scheme other than http and https).
+func (r Rules) Check() error {
+	_, err := compileRules(r)
+	return err
+}

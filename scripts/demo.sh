@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the ecs-sd demo (cmd/demo): the whole pipeline on this machine — moto standing in for AWS,
+# web app tasks and a node exporter registered in Cloud Map as ECS would, ecs-sd, Prometheus and a
+# second Prometheus standing in for Amazon Managed Service for Prometheus — with a status screen.
+# `make demo` installs the dependencies and builds first. State and logs go to .demo/.
+#
+# Environment: DEMO_DURATION=<seconds> stops it by itself after that long; it then exits 0 only if
+# every seed query returned data. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ! -x bin/demo || ! -x bin/ecs-sd || ! -x bin/webapp ]]; then
+	make build
+fi
+exec bin/demo "$@"
