@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,10 +14,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ecs-sd/ecs-sd/internal/rig"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
 )
 
 // motoECSLauncher starts moto_server with its ECS patched to answer like AWS; its docstring lists
@@ -37,24 +34,13 @@ const amiID = "ami-12c6146b"
 // moto.
 func StartPatchedMoto(tb testing.TB) *Moto {
 	tb.Helper()
-	m, err := startPatchedMoto(tb.TempDir())
-	check(tb, err)
-	m.proc.stopAtCleanup(tb, motoGrace)
-	return m
+	return startForTest(tb, startPatchedMoto)
 }
 
 // StartPatchedMotoMain starts a patched moto (see StartPatchedMoto) to be shared by all tests of
 // a package, from TestMain. Call stop after m.Run.
 func StartPatchedMotoMain() (m *Moto, stop func(), err error) {
-	dir, err := os.MkdirTemp("", "ecs-sd-moto-ecs-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("create moto directory: %w", err)
-	}
-	if m, err = startPatchedMoto(dir); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	return m, func() { m.proc.stop(motoGrace); _ = os.RemoveAll(dir) }, nil
+	return startForMain("ecs-sd-moto-ecs-", startPatchedMoto)
 }
 
 // startPatchedMoto starts moto_server as startMoto does, but through moto_ecs.py.
@@ -74,19 +60,7 @@ func startPatchedMoto(dir string) (*Moto, error) {
 	motoArgs := spec.Args
 	spec.Name, spec.Binary = "moto_server (ECS patched)", python
 	spec.Args = func(port int) []string { return append([]string{launcher}, motoArgs(port)...) }
-	proc, port, err := supervise.StartServer(context.Background(), spec)
-	if err != nil {
-		return nil, fmt.Errorf("start patched moto_server: %w", err)
-	}
-	m := &Moto{URL: rig.MotoURL(port), proc: &process{proc}}
-	m.clients = sync.OnceValues(func() (*awsClients, error) {
-		cfg, err := awsConfig(context.Background(), m.URL)
-		if err != nil {
-			return nil, err
-		}
-		return &awsClients{cloudMap: NewCloudMapClient(cfg), ssm: ssm.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg)}, nil
-	})
-	return m, nil
+	return newMoto(spec)
 }
 
 // ECSFixtures builds ECS clusters, container instances, task definitions, services and tasks

@@ -49,29 +49,36 @@ type awsClients struct {
 // moto_server is not on PATH or does not answer within 30 s.
 func StartMoto(tb testing.TB) *Moto {
 	tb.Helper()
-	m, err := startMoto(tb.TempDir())
-	check(tb, err)
-	m.proc.stopAtCleanup(tb, motoGrace)
-	return m
+	return startForTest(tb, startMoto)
 }
 
 // StartMotoMain starts a moto_server to be shared by all tests of a package, from TestMain (where
 // no testing.TB exists). Call stop after m.Run. Tests sharing it should call Reset first.
 func StartMotoMain() (m *Moto, stop func(), err error) {
-	dir, err := os.MkdirTemp("", "ecs-sd-moto-")
+	return startForMain("ecs-sd-moto-", startMoto)
+}
+
+// startForTest starts a moto with start, its log in tb's temporary directory, for tb.
+func startForTest(tb testing.TB, start func(dir string) (*Moto, error)) *Moto {
+	tb.Helper()
+	m, err := start(tb.TempDir())
+	check(tb, err)
+	m.proc.stopAtCleanup(tb, motoGrace)
+	return m
+}
+
+// startForMain starts a moto with start, its log in a new temporary directory, for TestMain.
+func startForMain(prefix string, start func(dir string) (*Moto, error)) (*Moto, func(), error) {
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create moto log directory: %w", err)
 	}
-	m, err = startMoto(dir)
+	m, err := start(dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	stop = func() {
-		m.proc.stop(motoGrace)
-		_ = os.RemoveAll(dir)
-	}
-	return m, stop, nil
+	return m, func() { m.proc.stop(motoGrace); _ = os.RemoveAll(dir) }, nil
 }
 
 // startMoto starts moto_server with its log in dir.
@@ -80,9 +87,14 @@ func startMoto(dir string) (*Moto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; integration tests need it", err)
 	}
+	return newMoto(spec)
+}
+
+// newMoto starts the moto server spec describes.
+func newMoto(spec supervise.ServerSpec) (*Moto, error) {
 	proc, port, err := supervise.StartServer(context.Background(), spec)
 	if err != nil {
-		return nil, fmt.Errorf("start moto_server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	m := &Moto{URL: rig.MotoURL(port), proc: &process{proc}}
 	m.clients = sync.OnceValues(func() (*awsClients, error) {
