@@ -49,10 +49,13 @@ type Task interface {
 // Options configures a Loop.
 type Options struct {
 	Interval time.Duration
-	Sources  []Source
-	Sinks    []Sink
-	Tasks    []Task
-	Logger   *slog.Logger
+	// Timeout bounds one cycle, so that a hung AWS call cannot stall discovery; a source that
+	// runs out of time keeps its last targets. Default: twice the interval, at least a minute.
+	Timeout time.Duration
+	Sources []Source
+	Sinks   []Sink
+	Tasks   []Task
+	Logger  *slog.Logger
 	// Registerer receives the loop's metrics; nil means none are registered.
 	Registerer prometheus.Registerer
 }
@@ -78,6 +81,9 @@ type Loop struct {
 func New(opts Options) *Loop {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = max(2*opts.Interval, time.Minute)
 	}
 	l := &Loop{
 		opts:      opts,
@@ -150,6 +156,8 @@ func (l *Loop) Run(ctx context.Context) error {
 // RunOnce runs one cycle: tasks and sources concurrently, then the sinks. It returns every error
 // met, joined; the sinks are updated all the same.
 func (l *Loop) RunOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
 	type result struct {
 		groups []*targets.Group
 		err    error

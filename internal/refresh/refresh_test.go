@@ -149,3 +149,24 @@ func TestRunStartsAtOnceAndStops(t *testing.T) {
 	require.True(t, l.Ready(), "a failing task does not hold readiness back")
 	require.GreaterOrEqual(t, testutil.ToFloat64(l.taskErrors.WithLabelValues("count")), 3.0)
 }
+
+type hangingSource struct{}
+
+func (hangingSource) Name() string { return "hang" }
+
+func (hangingSource) Discover(ctx context.Context) ([]*targets.Group, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestCycleTimeout(t *testing.T) {
+	t.Parallel()
+	good := &scriptedSource{name: "good", steps: []step{{groups: []*targets.Group{group("10.0.0.1:80")}}}}
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Timeout: 50 * time.Millisecond, Sources: []Source{good, hangingSource{}}, Sinks: []Sink{sink}})
+	err := l.RunOnce(context.Background())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	groups, complete := sink.last()
+	require.Equal(t, []string{"10.0.0.1:80"}, addrs(groups), "a hung source does not hold the others back")
+	require.False(t, complete)
+}
