@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -18,8 +20,9 @@ const modulePath = "github.com/ecs-sd/ecs-sd"
 var builds sync.Map
 
 // BuildBinary builds the project's package pkg (e.g. "cmd/ecs-sd") once per test binary and
-// returns the path of the executable. The binary lives in its own temporary directory, which
-// outlives any single test. It fails tb with the compiler's output when the build fails.
+// returns the path of the executable. The binary lives in a temporary directory named after the
+// test process, which outlives any single test; directories of test processes that have ended
+// are removed by the next build. It fails tb with the compiler's output when the build fails.
 func BuildBinary(tb testing.TB, pkg string) string {
 	tb.Helper()
 	build, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) { return buildBinary(pkg) }))
@@ -37,8 +40,9 @@ func buildBinary(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "ecs-sd-bin-")
-	if err != nil {
+	removeStaleBuilds()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("%s%d", buildDirPrefix, os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create build directory: %w", err)
 	}
 	bin := filepath.Join(dir, path.Base(pkg))
@@ -49,6 +53,23 @@ func buildBinary(pkg string) (string, error) {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// buildDirPrefix starts the name of every build directory; the test process id follows.
+const buildDirPrefix = "ecs-sd-bin-"
+
+// removeStaleBuilds removes the build directories of test processes that no longer run.
+func removeStaleBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildDirPrefix+"*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), buildDirPrefix))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // moduleRoot walks up from the working directory to the directory holding go.mod.
