@@ -164,6 +164,7 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"--refresh.interval=banana"}, want: "refresh.interval"},
 		{args: []string{"--prometheus.reload-url=localhost:9090"}, want: "prometheus reload url"},
 		{args: []string{"--log.level=loud"}, want: "log level"},
+		{env: []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_CONFIG_FILE=/nonexistent"}, want: "no aws region"},
 	} {
 		code, _, stderr := run(t, withEnv(env, tc.env...), append([]string{"--once"}, tc.args...)...)
 		require.Equal(t, 2, code, "%v %v", tc.env, tc.args)

@@ -63,10 +63,19 @@ func run(args []string, lookupEnv func(string) (string, bool)) int {
 	defer stop()
 	if err := serve(ctx, cfg, *fl.once, logger); err != nil {
 		logger.Error("Exiting", "err", err)
+		if errors.As(err, new(configError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
+
+// configError marks an error of the settings found only while starting (no AWS region, say): the
+// process exits 2 as for any invalid configuration.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
 
 func newLogger(c config.Log) (*slog.Logger, error) {
 	lvl := promslog.NewLevel()
@@ -92,7 +101,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 
 	awsCfg, err := awsclient.Load(ctx, awsclient.Options{Region: cfg.AWS.Region, EndpointURL: cfg.AWS.EndpointURL}, awsclient.NewMetrics(reg))
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	ssmClient := awsclient.SSM(awsCfg)
 
