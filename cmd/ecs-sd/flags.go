@@ -53,7 +53,7 @@ func registerFlags(app *kingpin.Application) *flags {
 		def.CloudMap.Enabled, func(c *config.Config, v bool) { c.CloudMap.Enabled = v })
 	stringsFlag(f, app, "cloudmap.namespace", "Cloud Map namespace name or id to discover (repeatable); when given, the SSM namespaces parameter is not read.",
 		def.CloudMap.Namespaces, func(c *config.Config, v []string) { c.CloudMap.Namespaces = v })
-	stringFlag(f, app, "cloudmap.namespaces-parameter", "SSM parameter listing the namespaces, comma-separated (String or StringList). Env "+config.EnvNamespacesParameter+".",
+	stringFlag(f, app, "cloudmap.namespaces-parameter", "SSM parameter listing the namespaces, comma-separated (String, StringList or SecureString). Env "+config.EnvNamespacesParameter+".",
 		def.CloudMap.NamespacesParameter, func(c *config.Config, v string) { c.CloudMap.NamespacesParameter = v })
 	boolFlag(f, app, "cloudmap.include-unhealthy", "Keep instances whose Cloud Map health is UNHEALTHY.",
 		def.CloudMap.IncludeUnhealthy, func(c *config.Config, v bool) { c.CloudMap.IncludeUnhealthy = v })
