@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -59,7 +60,12 @@ func Load(ctx context.Context, opts Options, m *Metrics) (aws.Config, error) {
 	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				// No retry quota: under sustained throttling the SDK's quota runs out and fails
+				// calls at once; ecs-sd paces its own calls and would rather back off and retry.
+				o.RateLimiter = ratelimit.None
+			})
 		}),
 	}
 	if opts.Region != "" {

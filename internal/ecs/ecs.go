@@ -137,6 +137,7 @@ type clusterState struct {
 type taskState struct {
 	task      awstypes.Task
 	described time.Time
+	retry     bool             // a passing state (not running yet, no bindings yet): describe again next cycle
 	groups    []*targets.Group // last built, kept when something the task needs cannot be read
 }
 
@@ -263,8 +264,8 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		}
 		errs = append(errs, err)
 	}
-	runs := s.startRuns(entries)
 	errs = append(errs, s.readClusters(ctx, entries, now))
+	runs := s.startRuns(entries)
 	errs = append(errs, s.listTasks(ctx, runs, now))
 	errs = append(errs, s.describeTasks(ctx, runs, now))
 	errs = append(errs, s.readTaskDefinitions(ctx, runs))
@@ -317,15 +318,26 @@ func (s *Source) clusterEntries(ctx context.Context) ([]string, error) {
 	return arns, nil
 }
 
-// startRuns prepares this cycle's clusters and forgets the clusters no longer discovered.
+// startRuns prepares this cycle's clusters and forgets the clusters no longer discovered. Entries
+// that name one cluster (its name and its ARN) make one run, or every task would be a target
+// twice.
 func (s *Source) startRuns(entries []string) []*clusterRun {
 	runs := make([]*clusterRun, 0, len(entries))
 	keep := map[string]bool{}
+	arns := map[string]bool{}
 	for _, e := range entries {
 		if keep[e] {
 			continue
 		}
 		keep[e] = true
+		if info := s.clusterInfo[e]; info != nil && info.value.found {
+			if arns[info.value.arn] {
+				s.opts.Logger.Debug("ECS cluster given twice; discovered once", "cluster", e, "arn", info.value.arn)
+				delete(s.clusters, e)
+				continue
+			}
+			arns[info.value.arn] = true
+		}
 		st := s.clusters[e]
 		if st == nil {
 			st = &clusterState{tasks: map[string]*taskState{}}
@@ -336,6 +348,10 @@ func (s *Source) startRuns(entries []string) []*clusterRun {
 	for e := range s.clusters {
 		if !keep[e] {
 			delete(s.clusters, e)
+		}
+	}
+	for e := range s.clusterInfo {
+		if !keep[e] {
 			delete(s.clusterInfo, e)
 		}
 	}
@@ -446,7 +462,7 @@ func (s *Source) listTasks(ctx context.Context, runs []*clusterRun, now time.Tim
 		for _, arn := range run.listed {
 			listed[arn] = true
 			ts := run.state.tasks[arn]
-			ok := ts != nil && (s.opts.TaskRefreshInterval <= 0 || now.Sub(ts.described) < s.opts.TaskRefreshInterval)
+			ok := ts != nil && !ts.retry && (s.opts.TaskRefreshInterval <= 0 || now.Sub(ts.described) < s.opts.TaskRefreshInterval)
 			s.hit(cacheTask, ok)
 			if !ok {
 				run.due = append(run.due, arn)
@@ -564,11 +580,15 @@ func (s *Source) readContainerInstances(ctx context.Context, runs []*clusterRun,
 		if err != nil {
 			return s.failed(opDescribeContainerInstances, b.cluster, err)
 		}
+		for _, f := range out.Failures {
+			s.opts.Logger.Warn("ECS container instance not described; its tasks keep their last targets", "cluster", b.cluster,
+				"container_instance", aws.ToString(f.Arn), "reason", aws.ToString(f.Reason), "detail", aws.ToString(f.Detail))
+		}
+		// A container instance AWS did not answer for is not cached as "no EC2 instance": that
+		// would cost its tasks their targets for a whole InstanceRefreshInterval. Its last value
+		// (if any) is kept stale and it is asked for again next cycle.
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
-		for _, arn := range b.keys {
-			s.ciEC2[arn] = &cached[string]{"", now}
-		}
 		for _, ci := range out.ContainerInstances {
 			if arn := aws.ToString(ci.ContainerInstanceArn); slices.Contains(b.keys, arn) {
 				s.ciEC2[arn] = &cached[string]{aws.ToString(ci.Ec2InstanceId), now}
@@ -614,10 +634,16 @@ func (s *Source) readInstances(ctx context.Context, runs []*clusterRun, now time
 				}
 			}
 		}
+		// An instance the filter did not return is not cached as "no address" (EC2's read API is
+		// eventually consistent): its last value (if any) is kept stale and it is asked for again.
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
 		for _, id := range b.keys {
-			s.instances[id] = &cached[ec2Instance]{found[id], now}
+			if inst, ok := found[id]; ok {
+				s.instances[id] = &cached[ec2Instance]{inst, now}
+			} else {
+				s.opts.Logger.Warn("EC2 instance not found; its tasks keep their last targets", "instance", id)
+			}
 		}
 		return nil
 	})
@@ -728,7 +754,8 @@ func (s *Source) facts(cluster string, t *awstypes.Task) (f taskFacts, missing s
 }
 
 // build returns the targets of a cluster's tasks. A task whose facts cannot all be read keeps
-// its last targets; a task skipped for a passing state is forgotten, to be described again.
+// its last targets; a task skipped for a passing state is described again next cycle, and keeps
+// the targets it has meanwhile (also when that description fails).
 func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 	var out []*targets.Group
 	for _, arn := range slices.Sorted(maps.Keys(run.state.tasks)) {
@@ -745,9 +772,7 @@ func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 			transient = transient || sk.transient
 			s.logSkip(ctx, run.entry, arn, aws.ToString(f.def.TaskDefinitionArn), sk)
 		}
-		if transient {
-			delete(run.state.tasks, arn)
-		}
+		ts.retry = transient
 		ts.groups = groups
 		out = append(out, groups...)
 	}

@@ -39,8 +39,9 @@ type fakeAWS struct {
 	nextPort    map[string]int32            // container-instance ARN -> next dynamic host port
 	fail        map[string]error            // "Operation" or "Operation/key" -> error
 	calls       map[string]int
-	looseTasks  bool          // DescribeTasks also answers with tasks not asked for (moto)
-	delay       time.Duration // added to every call
+	looseTasks  bool            // DescribeTasks also answers with tasks not asked for (moto)
+	vanished    map[string]bool // task ARNs ListTasks still lists but DescribeTasks answers MISSING for
+	delay       time.Duration   // added to every call
 	inFlight    int
 	maxInFlight int
 	serial      int
@@ -55,7 +56,7 @@ func newFakeAWS() *fakeAWS {
 	return &fakeAWS{
 		tasks: map[string][]*awstypes.Task{}, taskDefs: map[string]awstypes.TaskDefinition{}, ciEC2: map[string]string{},
 		instances: map[string]ec2types.Instance{}, services: map[string]awstypes.Service{}, nextPort: map[string]int32{},
-		fail: map[string]error{}, calls: map[string]int{},
+		fail: map[string]error{}, calls: map[string]int{}, vanished: map[string]bool{},
 	}
 }
 
@@ -352,9 +353,21 @@ func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := &awsecs.DescribeTasksOutput{}
+	for _, arn := range in.Tasks {
+		found := false
+		for _, t := range f.tasks[c.name] {
+			found = found || (aws.ToString(t.TaskArn) == arn && !f.vanished[arn])
+		}
+		if !found {
+			out.Failures = append(out.Failures, awstypes.Failure{Arn: aws.String(arn), Reason: aws.String("MISSING")})
+		}
+	}
 	for name, tasks := range f.tasks {
 		for _, t := range tasks {
 			asked := slices.Contains(in.Tasks, aws.ToString(t.TaskArn)) && name == c.name
+			if f.vanished[aws.ToString(t.TaskArn)] {
+				continue
+			}
 			if asked || f.looseTasks {
 				task := *t
 				if !slices.Contains(in.Include, awstypes.TaskFieldTags) {
@@ -394,6 +407,8 @@ func (f *fakeAWS) DescribeContainerInstances(_ context.Context, in *awsecs.Descr
 	for _, arn := range in.ContainerInstances {
 		if id, ok := f.ciEC2[arn]; ok {
 			out.ContainerInstances = append(out.ContainerInstances, awstypes.ContainerInstance{ContainerInstanceArn: aws.String(arn), Ec2InstanceId: aws.String(id)})
+		} else {
+			out.Failures = append(out.Failures, awstypes.Failure{Arn: aws.String(arn), Reason: aws.String("MISSING")})
 		}
 	}
 	return out, nil

@@ -149,6 +149,12 @@ func buildTargets(f taskFacts, r compiledRules) ([]*targets.Group, []skip) {
 	if status := aws.ToString(f.task.LastStatus); status != "RUNNING" {
 		return nil, append(skips, skip{reason: reasonNotRunning, detail: "last status " + status, transient: true})
 	}
+	// ECS sets desiredStatus STOPPED first, while lastStatus stays RUNNING through draining
+	// (load-balancer deregistration); such a task was listed as RUNNING a moment before it was
+	// described, and is on its way out.
+	if desired := aws.ToString(f.task.DesiredStatus); desired != "" && desired != "RUNNING" {
+		return nil, append(skips, skip{reason: reasonNotRunning, detail: "desired status " + desired, transient: true})
+	}
 	mode := networkMode(f)
 	ip, subnet, sk := taskAddress(f, mode)
 	if sk != nil {
@@ -214,21 +220,25 @@ func taskAddress(f taskFacts, mode string) (ip, subnet string, sk *skip) {
 }
 
 // eniAddress returns the private IP address (IPv4, else IPv6) and subnet of an awsvpc task's
-// network interface, from its attachment or else from its containers' interfaces.
+// network interface, from its attachment or else from its containers' interfaces. The attachment
+// detail names are not part of the API's schema: IPv4 is "privateIPv4Address"; IPv6 has been
+// seen both as "ipv6Address" and "privateIPv6Address", so both are read, and names are compared
+// without regard to case.
 func eniAddress(t *awstypes.Task) (ip, subnet string) {
 	var v4, v6 string
 	for _, a := range t.Attachments {
-		if aws.ToString(a.Type) != "ElasticNetworkInterface" {
+		if !strings.EqualFold(aws.ToString(a.Type), "ElasticNetworkInterface") {
 			continue
 		}
 		for _, d := range a.Details {
-			switch aws.ToString(d.Name) {
-			case "privateIPv4Address":
-				v4 = aws.ToString(d.Value)
-			case "ipv6Address":
-				v6 = aws.ToString(d.Value)
-			case "subnetId":
-				subnet = aws.ToString(d.Value)
+			value := aws.ToString(d.Value)
+			switch strings.ToLower(aws.ToString(d.Name)) {
+			case "privateipv4address":
+				v4 = cmp.Or(v4, value)
+			case "ipv6address", "privateipv6address":
+				v6 = cmp.Or(v6, value)
+			case "subnetid":
+				subnet = cmp.Or(subnet, value)
 			}
 		}
 	}
@@ -261,8 +271,14 @@ func hostPort(mode string, c *awstypes.Container, port int32) (int32, *skip) {
 		bindings = c.NetworkBindings
 	}
 	for _, b := range bindings {
-		if aws.ToInt32(b.ContainerPort) == port && b.HostPort != nil && (b.Protocol == "" || b.Protocol == awstypes.TransportProtocolTcp) {
+		if b.Protocol != "" && b.Protocol != awstypes.TransportProtocolTcp {
+			continue
+		}
+		if aws.ToInt32(b.ContainerPort) == port && b.HostPort != nil {
 			return *b.HostPort, nil
+		}
+		if host, ok := rangeBinding(b, port); ok {
+			return host, nil
 		}
 	}
 	switch {
@@ -273,6 +289,34 @@ func hostPort(mode string, c *awstypes.Container, port int32) (int32, *skip) {
 	default:
 		return 0, &skip{reason: reasonPortNotMapped, detail: fmt.Sprintf("container port %d is not bound to a host port", port)}
 	}
+}
+
+// rangeBinding returns the host port a port-range binding (containerPortRange "9000-9099" bound
+// to hostPortRange "32768-32867") gives port: Docker binds the two ranges in order.
+func rangeBinding(b awstypes.NetworkBinding, port int32) (int32, bool) {
+	c0, c1, ok := parsePortRange(aws.ToString(b.ContainerPortRange))
+	if !ok || port < c0 || port > c1 {
+		return 0, false
+	}
+	h0, h1, ok := parsePortRange(aws.ToString(b.HostPortRange))
+	if !ok || h1-h0 != c1-c0 {
+		return 0, false
+	}
+	return h0 + port - c0, true
+}
+
+// parsePortRange parses "FROM-TO" (or a single port).
+func parsePortRange(s string) (from, to int32, ok bool) {
+	a, b, found := strings.Cut(strings.TrimSpace(s), "-")
+	if !found {
+		b = a
+	}
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if err1 != nil || err2 != nil || x == 0 || y < x {
+		return 0, 0, false
+	}
+	return int32(x), int32(y), true
 }
 
 func newGroup(base model.LabelSet, def awstypes.ContainerDefinition, runtime *awstypes.Container, ep endpoint, ip string, port int32) *targets.Group {

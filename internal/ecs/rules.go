@@ -233,10 +233,16 @@ func (r compiledRules) dockerLabelEndpoint(labels map[string]string) (endpoint, 
 	return ep, nil, true
 }
 
-// portMapping returns the mapping of a container port in a container definition, or nil.
+// portMapping returns the mapping of a container port in a container definition (a single port,
+// or a containerPortRange that holds it), or nil.
 func portMapping(def awstypes.ContainerDefinition, port int32) *awstypes.PortMapping {
 	for i, pm := range def.PortMappings {
 		if pm.ContainerPort != nil && *pm.ContainerPort == port {
+			return &def.PortMappings[i]
+		}
+	}
+	for i, pm := range def.PortMappings {
+		if from, to, ok := parsePortRange(aws.ToString(pm.ContainerPortRange)); ok && pm.ContainerPort == nil && port >= from && port <= to {
 			return &def.PortMappings[i]
 		}
 	}
