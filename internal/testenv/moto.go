@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -158,8 +159,17 @@ func AWSConfig(tb testing.TB, endpointURL string) aws.Config {
 	return cfg
 }
 
+// awsConfig is rig.AWSConfig with every SDK retry logged to standard error, which go test shows
+// when a test fails: a mutation retried after moto carried it out fails in a puzzling way (a
+// delete answered NotFound), and the log line says why.
 func awsConfig(ctx context.Context, endpointURL string) (aws.Config, error) {
-	return rig.AWSConfig(ctx, endpointURL)
+	cfg, err := rig.AWSConfig(ctx, endpointURL)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.ClientLogMode |= aws.LogRetries
+	cfg.Logger = logging.NewStandardLogger(os.Stderr)
+	return cfg, nil
 }
 
 // AWSEnv returns os.Environ() set up for a child process (such as the ecs-sd binary) to send every
