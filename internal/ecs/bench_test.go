@@ -176,19 +176,33 @@ func BenchmarkMotoRefresh1000Tasks(b *testing.B) {
 	b.ReportMetric(float64(total)/float64(b.N), "calls/refresh")
 }
 
-// BenchmarkDiscover1000Tasks measures a steady-state refresh over 1 000 tasks in 100 services
-// with the in-memory fake, so that the time is ecs-sd's own (label building included).
-func BenchmarkDiscover1000Tasks(b *testing.B) {
-	e := newTestEnv(b, nil)
-	e.seed("prod", 1000)
-	if got := len(e.discover(b)); got != 1000 {
-		b.Fatalf("first refresh: %d targets", got)
+// BenchmarkDiscover measures a steady-state refresh over 1 000 and 10 000 tasks (10 per service)
+// with the in-memory fake, so that the time is ecs-sd's own (label building included), and
+// reports the AWS calls of the first and of every later refresh.
+func BenchmarkDiscover(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			e := newTestEnv(b, nil)
+			e.seed("prod", n)
+			if got := len(e.discover(b)); got != n {
+				b.Fatalf("first refresh: %d targets", got)
+			}
+			first := 0
+			for _, c := range e.aws.callCounts() {
+				first += c
+			}
+			e.aws.resetCalls()
+			b.ResetTimer()
+			for b.Loop() {
+				e.discover(b)
+			}
+			b.StopTimer()
+			steady := 0
+			for _, c := range e.aws.callCounts() {
+				steady += c
+			}
+			b.ReportMetric(float64(first), "calls-first-refresh")
+			b.ReportMetric(float64(steady)/float64(b.N), "calls/refresh")
+		})
 	}
-	e.aws.resetCalls()
-	b.ResetTimer()
-	for b.Loop() {
-		e.discover(b)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(e.aws.callCounts()["ListTasks"])/float64(b.N), "calls/refresh")
 }

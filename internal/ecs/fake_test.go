@@ -255,19 +255,24 @@ func tooMany(what string, n, limit int) error {
 }
 
 func page[T any](items []T, token *string, maxResults *int32) ([]T, *string) {
-	start := 0
-	if token != nil {
-		start, _ = strconv.Atoi(*token)
-	}
-	size := 100
-	if maxResults != nil {
-		size = int(*maxResults)
-	}
+	start, size := pageBounds(token, maxResults)
 	end := min(start+size, len(items))
 	if end < len(items) {
 		return items[start:end], aws.String(strconv.Itoa(end))
 	}
 	return items[start:end], nil
+}
+
+// pageBounds returns the first item and the size of the page a request asks for.
+func pageBounds(token *string, maxResults *int32) (start, size int) {
+	if token != nil {
+		start, _ = strconv.Atoi(*token)
+	}
+	size = 100
+	if maxResults != nil {
+		size = int(*maxResults)
+	}
+	return start, size
 }
 
 func (f *fakeAWS) cluster(nameOrARN string) (fakeCluster, bool) {
@@ -330,14 +335,24 @@ func (f *fakeAWS) ListTasks(_ context.Context, in *awsecs.ListTasksInput, _ ...f
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var arns []string
+	// Only the page's ARNs are copied, so that listing 10 000 tasks costs the benchmarks little.
+	start, size := pageBounds(in.NextToken, in.MaxResults)
+	out := &awsecs.ListTasksOutput{}
+	n := 0
 	for _, t := range f.tasks[c.name] {
-		if in.DesiredStatus == "" || aws.ToString(t.DesiredStatus) == string(in.DesiredStatus) {
-			arns = append(arns, aws.ToString(t.TaskArn))
+		if in.DesiredStatus != "" && aws.ToString(t.DesiredStatus) != string(in.DesiredStatus) {
+			continue
 		}
+		switch {
+		case n >= start+size:
+			out.NextToken = aws.String(strconv.Itoa(start + size))
+			return out, nil
+		case n >= start:
+			out.TaskArns = append(out.TaskArns, aws.ToString(t.TaskArn))
+		}
+		n++
 	}
-	items, next := page(arns, in.NextToken, in.MaxResults)
-	return &awsecs.ListTasksOutput{TaskArns: items, NextToken: next}, nil
+	return out, nil
 }
 
 func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTasksOutput, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,15 +73,26 @@ func SanitizeLabelName(s string) string {
 	return invalidLabelChars.ReplaceAllString(s, "_")
 }
 
-// Sort orders groups deterministically: by key, then by the full label set.
+// Sort orders groups deterministically: by key, then by the full label set. Each key is computed
+// once, not at every comparison.
 func Sort(groups []*Group) {
-	sort.SliceStable(groups, func(i, j int) bool {
-		ki, kj := groups[i].Key(), groups[j].Key()
-		if ki != kj {
-			return ki < kj
+	type keyed struct {
+		key string
+		g   *Group
+	}
+	ks := make([]keyed, len(groups))
+	for i, g := range groups {
+		ks[i] = keyed{g.Key(), g}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return groups[i].Labels.String() < groups[j].Labels.String()
+		return strings.Compare(a.g.Labels.String(), b.g.Labels.String())
 	})
+	for i := range ks {
+		groups[i] = ks[i].g
+	}
 }
 
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;

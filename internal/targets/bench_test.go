@@ -1,0 +1,32 @@
+package targets
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/common/model"
+)
+
+// BenchmarkMarshal10000 renders 10 000 target groups, given in random order, as the file_sd JSON
+// (sorting included), as every cycle that found a change does.
+func BenchmarkMarshal10000(b *testing.B) {
+	groups := make([]*Group, 10000)
+	for i := range groups {
+		groups[i] = &Group{
+			Targets: []string{fmt.Sprintf("10.0.%d.%d:3000", i/250, i%250)},
+			Labels: model.LabelSet{
+				LabelCluster: "prod", LabelService: model.LabelValue(fmt.Sprintf("svc-%03d", i/100)),
+				LabelTaskDefinition: "webapp", LabelMetricsPath: "/metrics",
+				"__meta_cloudmap_instance_id": model.LabelValue(fmt.Sprintf("task-%05d", i)),
+			},
+		}
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Marshal(groups); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
