@@ -14,6 +14,9 @@ GOTESTFLAGS ?= -count=1 -timeout 15m
 
 all: build
 
+# The binaries are static (CGO_ENABLED=0), as in the container images, whose amd64 build then
+# reuses these compiled packages (deploy/images_test.go).
+build: export CGO_ENABLED = 0
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ecs-sd ./cmd/ecs-sd
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/webapp ./cmd/webapp
