@@ -164,16 +164,8 @@ func BenchmarkMotoRefresh1000Tasks(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	total := 0
-	for _, n := range e.proxy.Calls() {
-		total += n
-	}
-	firstTotal := 0
-	for _, n := range first.calls {
-		firstTotal += n
-	}
-	b.ReportMetric(float64(firstTotal), "calls-first-refresh")
-	b.ReportMetric(float64(total)/float64(b.N), "calls/refresh")
+	b.ReportMetric(float64(sumCalls(first.calls)), "calls-first-refresh")
+	b.ReportMetric(float64(sumCalls(e.proxy.Calls()))/float64(b.N), "calls/refresh")
 }
 
 // BenchmarkDiscover measures a steady-state refresh over 1 000 and 10 000 tasks (10 per service)
@@ -187,22 +179,25 @@ func BenchmarkDiscover(b *testing.B) {
 			if got := len(e.discover(b)); got != n {
 				b.Fatalf("first refresh: %d targets", got)
 			}
-			first := 0
-			for _, c := range e.aws.callCounts() {
-				first += c
-			}
+			first := sumCalls(e.aws.callCounts())
 			e.aws.resetCalls()
 			b.ResetTimer()
 			for b.Loop() {
 				e.discover(b)
 			}
 			b.StopTimer()
-			steady := 0
-			for _, c := range e.aws.callCounts() {
-				steady += c
-			}
+			steady := sumCalls(e.aws.callCounts())
 			b.ReportMetric(float64(first), "calls-first-refresh")
 			b.ReportMetric(float64(steady)/float64(b.N), "calls/refresh")
 		})
 	}
+}
+
+// sumCalls returns the total of calls counted per operation.
+func sumCalls(calls map[string]int) int {
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	return total
 }
