@@ -19,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
 const (

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
 )
 
 // TestCloudMapAndECSOverlap runs ecs-sd --once with both sources over an ECS service whose first

@@ -12,7 +12,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
 const failures = `ecs_sd_refresh_failures_total{source="cloudmap"}`

@@ -20,8 +20,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
 )
 
 // run runs ecs-sd to completion and returns its exit code and output.

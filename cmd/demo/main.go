@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/demo"
+	"github.com/ecs-sd/ecs-sd/internal/harness/demo"
 )
 
 const (

@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/demo"
-	"github.com/ecs-sd/ecs-sd/internal/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/demo"
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
 )
 
 // clearScreen moves the cursor home and clears a terminal.

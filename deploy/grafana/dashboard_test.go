@@ -3,16 +3,13 @@ package grafana_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ecs-sd/ecs-sd/deploy/grafana"
+	"github.com/ecs-sd/ecs-sd/internal/harness/grafana"
 )
 
 // The dashboard model, as far as the tests check it.
@@ -56,6 +53,9 @@ type (
 	}
 )
 
+// dashboardFile is the dashboard under test, next to this file.
+const dashboardFile = "ecs-sd-dashboard.json"
+
 // promDatasource is the reference every panel and query must use.
 var promDatasource = datasourceRef{Type: "prometheus", UID: "${datasource}"}
 
@@ -64,7 +64,7 @@ var allVars = map[string]string{"cluster": ".*", "service": ".*"}
 
 func loadDashboard(t *testing.T) dashboardModel {
 	t.Helper()
-	data, err := os.ReadFile(grafana.DashboardFile)
+	data, err := os.ReadFile(dashboardFile)
 	require.NoError(t, err)
 	var d dashboardModel
 	require.NoError(t, json.Unmarshal(data, &d))
@@ -204,7 +204,7 @@ func TestDashboardCoversSeedCharts(t *testing.T) {
 		"CPU usage":                 {`1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m]))`},
 	}
 
-	queries, err := grafana.Queries(grafana.DashboardFile, nil)
+	queries, err := grafana.Queries(dashboardFile, nil)
 	require.NoError(t, err)
 	got := map[string][]string{}
 	for _, q := range queries {
@@ -228,7 +228,7 @@ func TestDashboardCoversSeedCharts(t *testing.T) {
 
 func TestQueriesSubstitutesVariables(t *testing.T) {
 	t.Parallel()
-	queries, err := grafana.Queries(grafana.DashboardFile, allVars)
+	queries, err := grafana.Queries(dashboardFile, allVars)
 	require.NoError(t, err)
 	require.Len(t, queries, 8)
 	require.Equal(t, grafana.Query{
@@ -246,84 +246,6 @@ func TestQueriesSubstitutesVariables(t *testing.T) {
 	}
 	require.Equal(t, []string{"A", "B", "C", "D"}, refs)
 
-	_, err = grafana.Queries(grafana.DashboardFile, map[string]string{"cluster": ".*"})
+	_, err = grafana.Queries(dashboardFile, map[string]string{"cluster": ".*"})
 	require.ErrorContains(t, err, `"service"`)
-}
-
-func TestQueriesReadsCollapsedRows(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "d.json")
-	require.NoError(t, os.WriteFile(path, []byte(`{"panels": [
-		{"type": "row", "title": "r", "collapsed": true, "panels": [
-			{"type": "timeseries", "title": "inner", "targets": [{"refId": "A", "expr": "up{job=\"$job\"}"}]}
-		]},
-		{"type": "text", "title": "no queries"},
-		{"type": "timeseries", "title": "outer", "targets": [{"refId": "A", "expr": "[[x]] + ${x:raw}"}, {"refId": "B"}]}
-	]}`), 0o600))
-	queries, err := grafana.Queries(path, map[string]string{"job": "webapp", "x": "1"})
-	require.NoError(t, err)
-	require.Equal(t, []grafana.Query{
-		{Title: "inner", RefID: "A", Expr: `up{job="webapp"}`},
-		{Title: "outer", RefID: "A", Expr: `1 + 1`},
-	}, queries)
-}
-
-func TestQueriesErrors(t *testing.T) {
-	t.Parallel()
-	_, err := grafana.Queries(filepath.Join(t.TempDir(), "missing.json"), nil)
-	require.ErrorIs(t, err, os.ErrNotExist)
-
-	path := filepath.Join(t.TempDir(), "bad.json")
-	require.NoError(t, os.WriteFile(path, []byte(`{"panels": [`), 0o600))
-	_, err = grafana.Queries(path, nil)
-	require.ErrorContains(t, err, "parse dashboard")
-}
-
-func TestSubstitute(t *testing.T) {
-	t.Parallel()
-	vars := map[string]string{"a": "x", "ab": "y", "__rate_interval": "1m"}
-	for in, want := range map[string]string{
-		`$a`:                        `x`,
-		`$ab`:                       `y`,
-		`${a}b`:                     `xb`,
-		`${ab:regex}`:               `y`,
-		`[[a]] [[ab:raw]]`:          `x y`,
-		`rate(m[$__rate_interval])`: `rate(m[1m])`,
-		`m{l=~"^a$"}`:               `m{l=~"^a$"}`, // a regex anchor is not a variable
-		`no variables`:              `no variables`,
-	} {
-		got, err := grafana.Substitute(in, vars)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	_, err := grafana.Substitute(`$a + $missing`, vars)
-	require.ErrorContains(t, err, `"missing"`)
-}
-
-// TestQueriesParseWithPromtool has promtool parse every query, as the expression of a recording
-// rule. promtool comes with Debian's prometheus package, which `make test` installs.
-func TestQueriesParseWithPromtool(t *testing.T) {
-	t.Parallel()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatalf("promtool not found on PATH (apt-get install prometheus): %v", err)
-	}
-	queries, err := grafana.Queries(grafana.DashboardFile, allVars)
-	require.NoError(t, err)
-	type rule struct {
-		Record string `json:"record"`
-		Expr   string `json:"expr"`
-	}
-	var rules []rule
-	for i, q := range queries {
-		rules = append(rules, rule{Record: "dashboard:query" + string(rune('a'+i)), Expr: q.Expr})
-	}
-	// JSON is YAML, so promtool reads this file as a rule file.
-	data, err := json.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "rules.yml")
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	out, err := exec.CommandContext(t.Context(), promtool, "check", "rules", path).CombinedOutput()
-	require.NoError(t, err, "promtool check rules:\n%s", out)
-	require.Contains(t, string(out), "SUCCESS: "+strconv.Itoa(len(rules))+" rules found")
 }

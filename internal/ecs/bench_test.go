@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
 // fleet is 1 000 tasks in 100 services of one cluster, each service with a task definition of

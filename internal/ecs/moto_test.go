@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecs-sd/ecs-sd/internal/awsclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
 )
 
 // The moto tests share one patched moto_server (testenv.StartPatchedMoto), started on first use;

@@ -158,8 +158,8 @@ func TestEnv(t *testing.T) {
 	t.Setenv("AWS_SESSION_TOKEN", "secret")
 	t.Setenv("AWS_ENDPOINT_URL_SSM", "http://elsewhere")
 	t.Setenv("AWS_REGION", "eu-west-1")
-	bin := BuildBinary(t, "internal/testenv/testdata/printenv")
-	assert.Equal(t, bin, BuildBinary(t, "internal/testenv/testdata/printenv"), "built once")
+	bin := BuildBinary(t, "internal/harness/testenv/testdata/printenv")
+	assert.Equal(t, bin, BuildBinary(t, "internal/harness/testenv/testdata/printenv"), "built once")
 
 	cmd := exec.Command(bin)
 	cmd.Env = AWSEnv("http://127.0.0.1:1")
@@ -177,9 +177,9 @@ func TestEnv(t *testing.T) {
 }
 
 func TestBuildBinaryFailure(t *testing.T) {
-	_, err := buildBinary("internal/testenv/testdata/missing")
+	_, err := buildBinary("internal/harness/testenv/testdata/missing")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "go build internal/testenv/testdata/missing")
+	assert.Contains(t, err.Error(), "go build internal/harness/testenv/testdata/missing")
 }
 
 func TestProxy(t *testing.T) {

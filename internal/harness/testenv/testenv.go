@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // callTimeout bounds each AWS or HTTP call the harness makes on behalf of a test.

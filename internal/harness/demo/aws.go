@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/rig"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // createResources runs the deploy kit's first two CLI steps against moto, as a user would run

@@ -15,7 +15,7 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/ecs-sd/ecs-sd/internal/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
 )
 
 // motoECSLauncher starts moto_server with its ECS patched to answer like AWS; its docstring lists

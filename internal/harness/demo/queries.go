@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ecs-sd/ecs-sd/deploy/grafana"
-	"github.com/ecs-sd/ecs-sd/internal/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/grafana"
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
 )
 
 // dashboardVars select every cluster and service, as the dashboard's "All" does.

@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ecs-sd/ecs-sd/internal/demo"
-	"github.com/ecs-sd/ecs-sd/internal/promclient"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
-	"github.com/ecs-sd/ecs-sd/internal/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/harness/demo"
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
 // wantTarget is an active target the pipeline must have in Prometheus.
@@ -35,7 +35,7 @@ func TestPipeline(t *testing.T) {
 	ctx := t.Context()
 	p, err := demo.Start(ctx, demo.Options{
 		Dir:             t.TempDir(),
-		RepoRoot:        filepath.Join("..", ".."),
+		RepoRoot:        filepath.Join("..", "..", ".."),
 		EcsSDBinary:     testenv.BuildBinary(t, "cmd/ecs-sd"),
 		WebappBinary:    testenv.BuildBinary(t, "cmd/webapp"),
 		ScrapeInterval:  time.Second,

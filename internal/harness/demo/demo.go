@@ -44,10 +44,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 
-	"github.com/ecs-sd/ecs-sd/deploy/grafana"
-	"github.com/ecs-sd/ecs-sd/internal/promclient"
-	"github.com/ecs-sd/ecs-sd/internal/rig"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/grafana"
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // Names and ports of the deploy kit: ECS cluster and service names of deploy/scripts/05-services.sh
@@ -188,7 +188,7 @@ func Start(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 		log:       opts.Logger,
 		ConfigDir: filepath.Join(opts.Dir, "config"),
 		LogDir:    filepath.Join(opts.Dir, "logs"),
-		dashboard: filepath.Join(opts.RepoRoot, "deploy", "grafana", grafana.DashboardFile),
+		dashboard: filepath.Join(opts.RepoRoot, filepath.FromSlash(grafana.Dashboard)),
 		nextWeb:   1,
 	}
 	defer func() {

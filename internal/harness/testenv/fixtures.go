@@ -18,7 +18,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ecs-sd/ecs-sd/internal/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
 )
 
 // registerWorkers is how many registrations RegisterTasks runs at once.

@@ -1,11 +1,12 @@
-// Package grafana holds the Grafana dashboard of the ecs-sd system, ecs-sd-dashboard.json, and
-// reads its PromQL queries so that tests can run them against a real Prometheus.
+// Package grafana reads the PromQL queries of the ecs-sd system's Grafana dashboard,
+// deploy/grafana/ecs-sd-dashboard.json, so that the demo and the tests can run them against a real
+// Prometheus. It is support code: nothing of it is in bin/ecs-sd.
 //
 // The dashboard draws the charts of the AWS blog post the project is based on: the sample web
 // application's request rate, average latency and latency histogram, and Node Exporter's network
 // traffic and CPU usage. Every panel and query uses the data source template variable
 // ${datasource}, so the file imports into Amazon Managed Grafana or any Grafana with a Prometheus
-// data source.
+// data source. The tests of the file itself are in deploy/grafana.
 package grafana
 
 import (
@@ -15,8 +16,8 @@ import (
 	"regexp"
 )
 
-// DashboardFile is the name of the dashboard file in this directory.
-const DashboardFile = "ecs-sd-dashboard.json"
+// Dashboard is the dashboard's path from the root of the repository, slash-separated.
+const Dashboard = "deploy/grafana/ecs-sd-dashboard.json"
 
 // Query is one PromQL query of a dashboard panel.
 type Query struct {

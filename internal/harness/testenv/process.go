@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // The harness's servers are supervise processes (started with supervise.StartServer from the

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/ecs-sd/ecs-sd/internal/rig"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // Region is the AWS region every harness client and child process uses.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // How long the servers may take to become ready, and to stop after SIGTERM.

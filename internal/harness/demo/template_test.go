@@ -32,7 +32,7 @@ type promConfig struct {
 }
 
 func TestPrometheusTemplateFromTheDeployKit(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "..", "deploy", "prometheus", "prometheus-file-sd.yml"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "prometheus", "prometheus-file-sd.yml"))
 	require.NoError(t, err)
 	out, err := prometheusTemplate(src, templateSettings{
 		FileSDPath:        "/tmp/demo/config/ecs-services.json",

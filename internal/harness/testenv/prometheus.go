@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ecs-sd/ecs-sd/internal/promclient"
-	"github.com/ecs-sd/ecs-sd/internal/rig"
-	"github.com/ecs-sd/ecs-sd/internal/supervise"
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
 // Prometheus is a real Prometheus server running on 127.0.0.1.
