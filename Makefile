@@ -9,6 +9,9 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=main -X $(VPKG).BuildUser=make
 GOTESTFLAGS ?= -count=1 -timeout 15m
+# IMAGETEST is the container images' test, a Go module of its own so that BuildKit's Dockerfile
+# parser stays out of ecs-sd's go.mod (docs/architecture.md).
+IMAGETEST := deploy/imagetest
 
 .PHONY: all build deps test lint demo bench clean
 
@@ -29,11 +32,13 @@ deps:
 # test runs every test: unit tests and the integration tests against moto and Prometheus.
 test: deps build lint
 	$(GO) test $(GOTESTFLAGS) ./...
+	cd $(IMAGETEST) && $(GO) test $(GOTESTFLAGS) ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
+	cd $(IMAGETEST) && $(GO) vet ./...
 
 # demo runs the whole pipeline locally (cmd/demo); DEMO_DURATION=<seconds> stops it by itself.
 demo: deps build

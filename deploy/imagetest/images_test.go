@@ -1,4 +1,4 @@
-package deploy_test
+package imagetest_test
 
 import (
 	"debug/elf"
@@ -30,7 +30,7 @@ const imageOut = "/out/"
 // given, on a distroless base, as a non-root user.
 func TestImages(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
 	context := buildContext(t, root)
 
