@@ -1,0 +1,38 @@
+package test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
+)
+
+// TestCommandLine: --version, --help, and bad settings rejected at start with their names.
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	env := testenv.AWSEnv("http://127.0.0.1:1")
+	code, stdout, stderr := run(t, env, "--version")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout+stderr, "ecs-sd, version")
+	code, stdout, _ = run(t, env, "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "--cloudmap.namespace")
+
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{env: []string{"CONFIG_RELOAD_FREQUENCY=abc"}, want: `CONFIG_RELOAD_FREQUENCY="abc"`},
+		{env: []string{"CONFIG_RELOAD_FREQUENCY=0"}, want: `CONFIG_RELOAD_FREQUENCY="0"`},
+		{args: []string{"--refresh.interval=banana"}, want: "refresh.interval"},
+		{args: []string{"--prometheus.reload-url=localhost:9090"}, want: "prometheus reload url"},
+		{args: []string{"--log.level=loud"}, want: "log level"},
+		{env: []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_CONFIG_FILE=/nonexistent"}, want: "no aws region"},
+	} {
+		code, _, stderr := run(t, withEnv(env, tc.env...), append([]string{"--once"}, tc.args...)...)
+		require.Equal(t, 2, code, "%v %v", tc.env, tc.args)
+		require.Contains(t, stderr, tc.want)
+	}
+}
