@@ -1,6 +1,8 @@
 # ecs-sd — `make demo` runs the whole pipeline locally, `make test` runs every test.
-# Both install what they need on a fresh Debian machine (Prometheus, node exporter); moto_server,
-# the AWS CLI and cfn-lint must be on PATH (scripts/install-deps.sh checks).
+# Both install what they need on a fresh Debian or Ubuntu machine (scripts/install-deps.sh):
+# Prometheus and the node exporter from the distribution's packages; moto_server, the AWS CLI and
+# cfn-lint, when not on PATH, at the versions of scripts/requirements.txt into .venv/, whose bin/
+# comes first on PATH here.
 
 GO        ?= go
 BIN       := bin
@@ -9,6 +11,7 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=main -X $(VPKG).BuildUser=make
 GOTESTFLAGS ?= -count=1 -timeout 15m
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 # IMAGETEST is the container images' test, a Go module of its own so that BuildKit's Dockerfile
 # parser stays out of ecs-sd's go.mod (docs/architecture.md).
 IMAGETEST := deploy/imagetest
@@ -25,7 +28,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/webapp ./cmd/webapp
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/demo ./cmd/demo
 
-# deps installs and checks what the tests and the demo run against.
+# deps installs and checks what the tests and the demo run against, and prints their versions.
 deps:
 	./scripts/install-deps.sh
 

@@ -33,7 +33,7 @@ func motoEnv(m *testenv.Moto, endpoint string, vars map[string]string) []string 
 
 func TestCloudFormationTemplatePassesCfnLint(t *testing.T) {
 	t.Parallel()
-	cfnLint := requireTool(t, "cfn-lint", "pip install cfn-lint")
+	cfnLint := requireTool(t, "cfn-lint", "make deps installs it from scripts/requirements.txt")
 	// Informational checks too: the template must be clean of every finding; warnings that
 	// cannot be fixed are ignored in the template, next to a comment saying why.
 	stdout, stderr, err := run(t, nil, cfnLint, "--include-checks", "I", "--", templatePath)

@@ -8,6 +8,8 @@
 # every seed query returned data. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Python tools, when make deps had to install them (scripts/install-deps.sh).
+export PATH="$PWD/.venv/bin:$PATH"
 if [[ ! -x bin/demo || ! -x bin/ecs-sd || ! -x bin/webapp ]]; then
 	make build
 fi

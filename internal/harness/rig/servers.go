@@ -19,7 +19,7 @@ const (
 
 // Install hints quoted when a program is missing.
 const (
-	motoHint       = "it comes with pip install 'moto[server]'"
+	motoHint       = "make deps installs it: moto[server] of scripts/requirements.txt"
 	prometheusHint = "apt-get install prometheus, or scripts/install-deps.sh"
 )
 
