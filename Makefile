@@ -21,7 +21,7 @@ IMAGETEST := deploy/imagetest
 all: build
 
 # The binaries are static (CGO_ENABLED=0), as in the container images, whose amd64 build then
-# reuses these compiled packages (deploy/images_test.go).
+# reuses these compiled packages (deploy/imagetest).
 build: export CGO_ENABLED = 0
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ecs-sd ./cmd/ecs-sd

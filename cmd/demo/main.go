@@ -1,4 +1,4 @@
-// Command demo runs the whole ecs-sd pipeline on this machine (see internal/demo): moto with the
+// Command demo runs the whole ecs-sd pipeline on this machine (see internal/harness/demo): moto with the
 // deploy kit's Cloud Map and SSM resources, web app tasks and a node exporter registered as ECS
 // would, ecs-sd, Prometheus with the deploy kit's configuration and a second Prometheus standing in
 // for Amazon Managed Service for Prometheus. While it runs it shows, refreshed every few seconds,

@@ -19,7 +19,7 @@ type templateSettings struct {
 }
 
 // generatedHeader opens the generated template.
-const generatedHeader = "# Written by ecs-sd's demo (internal/demo) from deploy/prometheus/prometheus-file-sd.yml:\n" +
+const generatedHeader = "# Written by ecs-sd's demo (internal/harness/demo) from deploy/prometheus/prometheus-file-sd.yml:\n" +
 	"# local file_sd path and ecs-sd address, remote write to the local sink without sigv4, short intervals.\n"
 
 // ecsSDJob is the deploy kit's job that scrapes ecs-sd itself.

@@ -1,6 +1,6 @@
 // Package promclient is a small client of the Prometheus HTTP API (/api/v1): active targets,
-// instant queries (with the samples as plain Go values) and the running configuration. The test harness (internal/testenv) and
-// the local demo (internal/demo) read Prometheus with it.
+// instant queries (with the samples as plain Go values) and the running configuration. The test harness (testenv) and
+// the local demo (demo) read Prometheus with it.
 package promclient
 
 import (

@@ -1,9 +1,9 @@
 // Package rig is the local stand-in for AWS and Amazon Managed Service for Prometheus that ecs-sd's
-// integration tests (internal/testenv) and its local demo (internal/demo) run on: moto_server (an
+// integration tests (testenv) and its local demo (demo) run on: moto_server (an
 // AWS API emulator) and Prometheus servers on loopback, the settings that point AWS clients and
 // child processes at moto, and the Cloud Map registration of an ECS task as ECS itself makes it.
 //
-// Processes are started with internal/supervise; rig only says how (program, arguments,
+// Processes are started with supervise; rig only says how (program, arguments,
 // readiness), so that callers decide where logs go and when things stop.
 package rig
 

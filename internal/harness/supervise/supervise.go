@@ -1,5 +1,5 @@
-// Package supervise runs the child processes of ecs-sd's test harness (internal/testenv) and of
-// its local demo (internal/demo): each in its own process group with its output appended to a log
+// Package supervise runs the child processes of ecs-sd's test harness (testenv) and of
+// its local demo (demo): each in its own process group with its output appended to a log
 // file, ready once the very process started answers HTTP on its address (not another server that
 // took the port first), and stopped by process group: SIGTERM, then SIGKILL after a grace period,
 // so that wrappers (a pyenv shim, a shell) leave no children behind.
