@@ -143,9 +143,9 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		sinks = append(sinks, targetsHandler)
 	}
 
-	var tasks []refresh.Task
+	var jobs []refresh.Job
 	if cfg.PrometheusConfig.Enabled {
-		tasks = append(tasks, promconfig.New(ssmClient, promconfig.Options{
+		jobs = append(jobs, promconfig.New(ssmClient, promconfig.Options{
 			Parameter:  cfg.PrometheusConfig.Parameter,
 			Path:       filepath.Join(cfg.Output.Dir, cfg.PrometheusConfig.FileName),
 			ReloadURL:  cfg.PrometheusConfig.ReloadURL,
@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		Interval:   time.Duration(cfg.RefreshInterval),
 		Sources:    sources,
 		Sinks:      sinks,
-		Tasks:      tasks,
+		Jobs:       jobs,
 		Logger:     logger,
 		Registerer: reg,
 	})

@@ -69,10 +69,10 @@ func New(api ssmparam.API, opts Options) *Syncer {
 	return s
 }
 
-// Name implements refresh.Task.
+// Name implements refresh.Job.
 func (s *Syncer) Name() string { return "prometheus_config" }
 
-// Run implements refresh.Task: read the parameter, rewrite the file when it differs, reload.
+// Run implements refresh.Job: read the parameter, rewrite the file when it differs, reload.
 // A missing parameter is a warning (logged once until it appears), never an empty file.
 func (s *Syncer) Run(ctx context.Context) error {
 	value, err := ssmparam.Get(ctx, s.api, s.opts.Parameter)

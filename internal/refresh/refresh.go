@@ -39,9 +39,9 @@ type Sink interface {
 	Update(ctx context.Context, groups []*targets.Group, complete bool) error
 }
 
-// Task is periodic work that runs once per cycle beside discovery (the Prometheus
-// configuration sync).
-type Task interface {
+// Job is periodic work that runs once per cycle beside discovery (the Prometheus configuration
+// sync). It is not an ECS task.
+type Job interface {
 	Name() string
 	Run(ctx context.Context) error
 }
@@ -54,7 +54,7 @@ type Options struct {
 	Timeout time.Duration
 	Sources []Source
 	Sinks   []Sink
-	Tasks   []Task
+	Jobs    []Job
 	Logger  *slog.Logger
 	// Registerer receives the loop's metrics; nil means none are registered.
 	Registerer prometheus.Registerer
@@ -74,7 +74,7 @@ type Loop struct {
 	targetCount *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	sinkErrors  *prometheus.CounterVec
-	taskErrors  *prometheus.CounterVec
+	jobErrors   *prometheus.CounterVec
 }
 
 // New builds a loop.
@@ -110,10 +110,10 @@ func New(opts Options) *Loop {
 			Name: "ecs_sd_output_failures_total",
 			Help: "Failed updates of an output.",
 		}, []string{"output"}),
-		taskErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_task_failures_total",
-			Help: "Failed runs of a periodic task.",
-		}, []string{"task"}),
+		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_job_failures_total",
+			Help: "Failed runs of a periodic job, by name.",
+		}, []string{"name"}),
 	}
 	for _, s := range opts.Sources {
 		l.failures.WithLabelValues(s.Name())
@@ -122,11 +122,11 @@ func New(opts Options) *Loop {
 	for _, s := range opts.Sinks {
 		l.sinkErrors.WithLabelValues(s.Name())
 	}
-	for _, t := range opts.Tasks {
-		l.taskErrors.WithLabelValues(t.Name())
+	for _, j := range opts.Jobs {
+		l.jobErrors.WithLabelValues(j.Name())
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(l.duration, l.failures, l.targetCount, l.lastSuccess, l.sinkErrors, l.taskErrors)
+		opts.Registerer.MustRegister(l.duration, l.failures, l.targetCount, l.lastSuccess, l.sinkErrors, l.jobErrors)
 	}
 	return l
 }
@@ -153,7 +153,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce runs one cycle: tasks and sources concurrently, then the sinks. It returns every error
+// RunOnce runs one cycle: jobs and sources concurrently, then the sinks. It returns every error
 // met, joined; the sinks are updated all the same.
 func (l *Loop) RunOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
@@ -163,7 +163,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		err    error
 	}
 	results := make([]result, len(l.opts.Sources))
-	taskErrs := make([]error, len(l.opts.Tasks))
+	jobErrs := make([]error, len(l.opts.Jobs))
 	var wg sync.WaitGroup
 	for i, s := range l.opts.Sources {
 		wg.Go(func() {
@@ -173,12 +173,12 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 			results[i] = result{groups, err}
 		})
 	}
-	for i, t := range l.opts.Tasks {
+	for i, j := range l.opts.Jobs {
 		wg.Go(func() {
-			if err := t.Run(ctx); err != nil {
-				l.taskErrors.WithLabelValues(t.Name()).Inc()
-				l.opts.Logger.Error("Periodic task failed", "task", t.Name(), "err", err)
-				taskErrs[i] = fmt.Errorf("%s: %w", t.Name(), err)
+			if err := j.Run(ctx); err != nil {
+				l.jobErrors.WithLabelValues(j.Name()).Inc()
+				l.opts.Logger.Error("Periodic job failed", "job", j.Name(), "err", err)
+				jobErrs[i] = fmt.Errorf("%s: %w", j.Name(), err)
 			}
 		})
 	}
@@ -235,7 +235,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		l.ready = true
 		l.mu.Unlock()
 	}
-	for _, err := range taskErrs {
+	for _, err := range jobErrs {
 		if err != nil {
 			errs = append(errs, err)
 		}

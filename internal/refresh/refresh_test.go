@@ -116,14 +116,14 @@ func addrs(groups []*targets.Group) []string {
 	return out
 }
 
-type countingTask struct {
+type countingJob struct {
 	mu  sync.Mutex
 	n   int
 	err error
 }
 
-func (c *countingTask) Name() string { return "count" }
-func (c *countingTask) Run(context.Context) error {
+func (c *countingJob) Name() string { return "count" }
+func (c *countingJob) Run(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
@@ -134,20 +134,20 @@ func TestRunStartsAtOnceAndStops(t *testing.T) {
 	t.Parallel()
 	src := &scriptedSource{name: "a", steps: []step{{groups: []*targets.Group{group("10.0.0.1:80")}}}}
 	sink := &recordingSink{}
-	task := &countingTask{err: errBoom}
-	l := New(Options{Interval: 20 * time.Millisecond, Sources: []Source{src}, Sinks: []Sink{sink}, Tasks: []Task{task}})
+	job := &countingJob{err: errBoom}
+	l := New(Options{Interval: 20 * time.Millisecond, Sources: []Source{src}, Sinks: []Sink{sink}, Jobs: []Job{job}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
 	require.Eventually(t, func() bool {
-		task.mu.Lock()
-		defer task.mu.Unlock()
-		return task.n >= 3
+		job.mu.Lock()
+		defer job.mu.Unlock()
+		return job.n >= 3
 	}, 5*time.Second, 5*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	require.True(t, l.Ready(), "a failing task does not hold readiness back")
-	require.GreaterOrEqual(t, testutil.ToFloat64(l.taskErrors.WithLabelValues("count")), 3.0)
+	require.True(t, l.Ready(), "a failing job does not hold readiness back")
+	require.GreaterOrEqual(t, testutil.ToFloat64(l.jobErrors.WithLabelValues("count")), 3.0)
 }
 
 type hangingSource struct{}
