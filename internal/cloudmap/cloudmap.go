@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -100,9 +101,7 @@ func New(api API, opts Options) *Source {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	if opts.now == nil {
 		opts.now = time.Now
 	}

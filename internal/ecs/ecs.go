@@ -47,6 +47,7 @@ import (
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -165,9 +166,7 @@ func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
 	if opts.APIConcurrency <= 0 {
 		opts.APIConcurrency = 5
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	if opts.now == nil {
 		opts.now = time.Now
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -128,7 +127,7 @@ func compileMatcher(m Matcher) (compiledMatcher, error) {
 		errs = append(errs, errors.New("no ports"))
 	}
 	for _, p := range m.Ports {
-		if p < 1 || p > 65535 {
+		if !targets.ValidPort(p) {
 			errs = append(errs, fmt.Errorf("port %d is not a port number (1-65535)", p))
 		}
 	}
@@ -209,9 +208,9 @@ func (r compiledRules) dockerLabelEndpoint(labels map[string]string) (endpoint, 
 	if !ok {
 		return endpoint{}, nil, false
 	}
-	port, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || port < 1 || port > 65535 {
-		return endpoint{}, &skip{reason: reasonBadPort, detail: fmt.Sprintf("docker label %s=%q is not a port number (1-65535)", dl.Port, v)}, false
+	port, err := targets.ParsePort(v)
+	if err != nil {
+		return endpoint{}, &skip{reason: reasonBadPort, detail: fmt.Sprintf("docker label %s=%v", dl.Port, err)}, false
 	}
 	ep := endpoint{port: int32(port), path: targets.DefaultMetricsPath, rule: ruleDockerLabels}
 	if p, ok := labels[dl.Path]; ok && dl.Path != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/atomicfile"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -30,9 +31,7 @@ type Sink struct {
 
 // New prepares the sink for path, reading or creating the file.
 func New(path string, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger = refresh.LoggerOrDiscard(logger)
 	s := &Sink{path: path, logger: logger, writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ecs_sd_file_writes_total",
 		Help: "Updates of the file_sd file, by outcome (written, unchanged, error).",

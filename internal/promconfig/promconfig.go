@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/atomicfile"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
 )
 
@@ -46,9 +47,7 @@ func New(api ssmparam.API, opts Options) *Syncer {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	s := &Syncer{
 		api:  api,
 		opts: opts,

@@ -79,9 +79,7 @@ type Loop struct {
 
 // New builds a loop.
 func New(opts Options) *Loop {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = LoggerOrDiscard(opts.Logger)
 	if opts.Timeout <= 0 {
 		opts.Timeout = max(2*opts.Interval, time.Minute)
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -58,6 +59,19 @@ func (g *Group) Key() string {
 		path = DefaultMetricsPath
 	}
 	return scheme + "://" + g.Address() + path
+}
+
+// ValidPort reports whether p is a port number a target can have (1-65535).
+func ValidPort(p int) bool { return p >= 1 && p <= 65535 }
+
+// ParsePort parses a port number (1-65535); spaces around it are ignored. The error quotes v and
+// says what a port number is, so that "service tag METRICS_PORT=" + err reads as a sentence.
+func ParsePort(v string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || !ValidPort(p) {
+		return 0, fmt.Errorf("%q is not a port number (1-65535)", v)
+	}
+	return p, nil
 }
 
 // JoinHostPort formats ip and port as a target address; IPv6 addresses are bracketed.

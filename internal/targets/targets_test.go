@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -71,4 +72,19 @@ func TestMergeDeduplicatesEndpoints(t *testing.T) {
 	require.Equal(t, model.LabelValue(",cloudmap,"), out[2].Labels[LabelSource])
 	// Inputs are not modified.
 	require.NotContains(t, cm[0].Labels, model.LabelName(LabelSource))
+}
+
+func TestParsePort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"1": 1, " 9100 ": 9100, "65535": 65535} {
+		p, err := ParsePort(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, p)
+	}
+	for _, in := range []string{"", "0", "65536", "-1", "http", "80.5"} {
+		_, err := ParsePort(in)
+		require.EqualError(t, err, fmt.Sprintf("%q is not a port number (1-65535)", in))
+	}
+	require.True(t, ValidPort(65535))
+	require.False(t, ValidPort(0))
 }
