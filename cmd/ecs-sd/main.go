@@ -104,6 +104,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		return configError{err}
 	}
 	ssmClient := awsclient.SSM(awsCfg)
+	metrics := refresh.NewMetrics(reg)
 
 	var sources []refresh.Source
 	if cfg.CloudMap.Enabled {
@@ -117,12 +118,13 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 			IncludeUnhealthy:    cfg.CloudMap.IncludeUnhealthy,
 			TagsRefreshInterval: time.Duration(cfg.CloudMap.TagsRefreshInterval),
 			Logger:              logger.With("discovery", cloudmap.Name),
+			Metrics:             metrics,
 			Registerer:          reg,
 		}))
 	}
 	if cfg.ECS.Enabled() {
 		opts := ecsOptions(cfg.ECS, awsCfg.Region)
-		opts.Logger, opts.Registerer = logger.With("discovery", ecs.Name), reg
+		opts.Logger, opts.Metrics, opts.Registerer = logger.With("discovery", ecs.Name), metrics, reg
 		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), opts)
 		if err != nil {
 			return err
@@ -155,12 +157,12 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	}
 
 	loop := refresh.New(refresh.Options{
-		Interval:   time.Duration(cfg.RefreshInterval),
-		Sources:    sources,
-		Sinks:      sinks,
-		Jobs:       jobs,
-		Logger:     logger,
-		Registerer: reg,
+		Interval: time.Duration(cfg.RefreshInterval),
+		Sources:  sources,
+		Sinks:    sinks,
+		Jobs:     jobs,
+		Logger:   logger,
+		Metrics:  metrics,
 	})
 	if once {
 		if err := loop.RunOnce(ctx); err != nil {

@@ -65,7 +65,9 @@ type Options struct {
 	// Concurrency caps the calls in flight (default 8).
 	Concurrency int
 	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Metrics are the metrics every source shares; Registerer receives the source's own.
+	Metrics    *refresh.Metrics
+	Registerer prometheus.Registerer
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -75,16 +77,14 @@ type Source struct {
 	api  API
 	opts Options
 
-	mu           sync.Mutex
-	lastEntries  []string
-	entryNS      map[string][]namespace // last resolution of each configured entry
-	nsServices   map[string][]string    // namespace id -> service ids at its last good listing
-	services     map[string]*serviceState
-	nsAmbiguous  map[string]bool // HTTP names shared by several namespaces
-	skipped      *prometheus.CounterVec
-	targetsGauge *prometheus.GaugeVec
-	unresolved   *prometheus.GaugeVec
-	errorsTotal  *prometheus.CounterVec
+	mu          sync.Mutex
+	lastEntries []string
+	entryNS     map[string][]namespace // last resolution of each configured entry
+	nsServices  map[string][]string    // namespace id -> service ids at its last good listing
+	services    map[string]*serviceState
+	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
+
+	*metrics
 }
 
 type serviceState struct {
@@ -105,37 +105,14 @@ func New(api API, opts Options) *Source {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
-	s := &Source{
+	return &Source{
 		api:        api,
 		opts:       opts,
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "ecs_sd_targets_skipped_total",
-			Help:        "Instances or endpoints that gave no target, by reason.",
-			ConstLabels: prometheus.Labels{"source": Name},
-		}, []string{"reason"}),
-		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_cloudmap_targets",
-			Help: "Targets discovered in a Cloud Map namespace.",
-		}, []string{"namespace", "namespace_id"}),
-		unresolved: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_cloudmap_namespace_unresolved",
-			Help: "1 for a configured namespace name or id that matches no Cloud Map namespace.",
-		}, []string{"namespace"}),
-		errorsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_cloudmap_errors_total",
-			Help: "Failed Cloud Map discovery steps, by operation.",
-		}, []string{"operation"}),
+		metrics:    newMetrics(opts.Metrics, opts.Registerer),
 	}
-	for _, r := range []string{reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath} {
-		s.skipped.WithLabelValues(r)
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.skipped, s.targetsGauge, s.unresolved, s.errorsTotal)
-	}
-	return s
 }
 
 // Name implements refresh.Source.
@@ -150,7 +127,6 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		entries = s.lastEntries
 		s.mu.Unlock()
 		if entries == nil {
-			s.errorsTotal.WithLabelValues("ListNamespaceNames").Inc()
 			return nil, fmt.Errorf("read namespace list: %w", err)
 		}
 		s.opts.Logger.Warn("Cannot read the namespace list; using the last one", "namespaces", len(entries), "err", err)
@@ -163,7 +139,6 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 
 	resolved, err := s.resolve(ctx, entries)
 	if err != nil {
-		s.errorsTotal.WithLabelValues("ListNamespaces").Inc()
 		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListNamespaces", "err", err)
 		errs = append(errs, err)
 	}
@@ -293,7 +268,6 @@ func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
 	ids, getErr, err := s.listServices(ctx, ns)
 	if err != nil {
-		s.errorsTotal.WithLabelValues("ListServices").Inc()
 		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListServices", "namespace", ns.Name, "namespace_id", ns.ID, "err", err)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -349,7 +323,6 @@ func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, 
 		id := aws.ToString(sum.Id)
 		nsID, err := s.serviceNamespace(ctx, sum)
 		if err != nil {
-			s.errorsTotal.WithLabelValues("GetService").Inc()
 			s.opts.Logger.Error("Cloud Map call failed", "operation", "GetService", "namespace", ns.Name, "service_id", id, "err", err)
 			errs = append(errs, fmt.Errorf("get service %s: %w", id, err))
 			continue
@@ -404,7 +377,6 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	s.mu.Unlock()
 
 	fail := func(op string, err error) ([]*targets.Group, error) {
-		s.errorsTotal.WithLabelValues(op).Inc()
 		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", op, "namespace", ns.Name, "service", name, "service_id", id, "err", err)
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -96,7 +96,9 @@ type Options struct {
 	APIBurst       int
 	APIConcurrency int
 	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// Metrics are the metrics every source shares; Registerer receives the source's own.
+	Metrics    *refresh.Metrics
+	Registerer prometheus.Registerer
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -120,12 +122,7 @@ type Source struct {
 	services    map[serviceKey]*cached[serviceInfo]
 	warned      map[string]bool // permanent skips already logged
 
-	skipped      *prometheus.CounterVec
-	targetsGauge *prometheus.GaugeVec
-	tasksGauge   *prometheus.GaugeVec
-	cacheHits    *prometheus.CounterVec
-	cacheMisses  *prometheus.CounterVec
-	lastCalls    *prometheus.GaugeVec
+	*metrics
 }
 
 // clusterState is what the source holds for one cluster entry (a name or ARN, as configured or
@@ -180,58 +177,11 @@ func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
 		instances:   map[string]*cached[ec2Instance]{},
 		services:    map[serviceKey]*cached[serviceInfo]{},
 		warned:      map[string]bool{},
-		// The same metric as the Cloud Map source's, told apart by the source label: name, help
-		// and labels must stay identical for both to register.
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "ecs_sd_targets_skipped_total",
-			Help:        "Instances or endpoints that gave no target, by reason.",
-			ConstLabels: prometheus.Labels{"source": Name},
-		}, []string{"reason"}),
-		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_targets",
-			Help: "Targets discovered in an ECS cluster.",
-		}, []string{"cluster"}),
-		tasksGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_tasks",
-			Help: "Tasks of an ECS cluster whose desired status is RUNNING, at the last listing.",
-		}, []string{"cluster"}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_ecs_cache_hits_total",
-			Help: "Resources a refresh needed and found fresh in the source's cache (no AWS call), by cache.",
-		}, []string{"cache"}),
-		cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_ecs_cache_misses_total",
-			Help: "Resources a refresh needed and had to read from AWS, by cache.",
-		}, []string{"cache"}),
-		lastCalls: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_api_calls_last_refresh",
-			Help: "AWS API calls made by the last ECS refresh, by operation.",
-		}, []string{"operation"}),
+		metrics:     newMetrics(opts.Metrics, opts.Registerer),
 	}
-	wait := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_ecs_api_wait_seconds_total",
-		Help: "Time ECS discovery calls waited for the client-side rate limit and concurrency cap, by API family.",
-	}, []string{"family"})
-	errorsTotal := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_ecs_errors_total",
-		Help: "Failed ECS discovery calls (after the SDK's retries), by operation.",
-	}, []string{"operation"})
-	s.limits = newLimits(opts.APIRate, opts.APIBurst, opts.APIConcurrency, wait, errorsTotal)
+	s.limits = newLimits(opts.APIRate, opts.APIBurst, opts.APIConcurrency, s.wait)
 	s.ecs = limitedECS{api: ecsAPI, l: s.limits}
 	s.ec2 = limitedEC2{api: ec2API, l: s.limits}
-	for _, r := range skipReasons {
-		s.skipped.WithLabelValues(r)
-	}
-	for _, c := range []string{cacheTask, cacheTaskDefinition, cacheContainerInstance, cacheEC2Instance, cacheService, cacheCluster} {
-		s.cacheHits.WithLabelValues(c)
-		s.cacheMisses.WithLabelValues(c)
-	}
-	for op := range operations {
-		s.lastCalls.WithLabelValues(op)
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.skipped, s.targetsGauge, s.tasksGauge, s.cacheHits, s.cacheMisses, s.lastCalls, wait, errorsTotal)
-	}
 	return s, nil
 }
 

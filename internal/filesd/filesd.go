@@ -32,16 +32,7 @@ type Sink struct {
 // New prepares the sink for path, reading or creating the file.
 func New(path string, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
 	logger = refresh.LoggerOrDiscard(logger)
-	s := &Sink{path: path, logger: logger, writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_file_writes_total",
-		Help: "Updates of the file_sd file, by outcome (written, unchanged, error).",
-	}, []string{"outcome"})}
-	for _, o := range []string{"written", "unchanged", "error"} {
-		s.writes.WithLabelValues(o)
-	}
-	if reg != nil {
-		reg.MustRegister(s.writes)
-	}
+	s := &Sink{path: path, logger: logger, writes: newWrites(reg)}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

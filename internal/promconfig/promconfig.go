@@ -38,8 +38,7 @@ type Syncer struct {
 	opts          Options
 	reloadPending bool
 	missingWarned bool
-	reloads       *prometheus.CounterVec
-	updates       prometheus.Counter
+	metrics
 }
 
 // New creates a Syncer.
@@ -48,24 +47,7 @@ func New(api ssmparam.API, opts Options) *Syncer {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
-	s := &Syncer{
-		api:  api,
-		opts: opts,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_prometheus_reloads_total",
-			Help: "Reload requests sent to Prometheus, by outcome.",
-		}, []string{"outcome"}),
-		updates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ecs_sd_prometheus_config_updates_total",
-			Help: "Times the Prometheus configuration file was rewritten from its SSM parameter.",
-		}),
-	}
-	s.reloads.WithLabelValues("success")
-	s.reloads.WithLabelValues("error")
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.reloads, s.updates)
-	}
-	return s
+	return &Syncer{api: api, opts: opts, metrics: newMetrics(opts.Registerer)}
 }
 
 // Name implements refresh.Job.

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -56,8 +54,8 @@ type Options struct {
 	Sinks   []Sink
 	Jobs    []Job
 	Logger  *slog.Logger
-	// Registerer receives the loop's metrics; nil means none are registered.
-	Registerer prometheus.Registerer
+	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
+	Metrics *Metrics
 }
 
 // Loop is the discovery cycle.
@@ -69,12 +67,7 @@ type Loop struct {
 	succeeded map[string]bool             // sources that had a fully successful cycle
 	ready     bool
 
-	duration    *prometheus.HistogramVec
-	failures    *prometheus.CounterVec
-	targetCount *prometheus.GaugeVec
-	lastSuccess *prometheus.GaugeVec
-	sinkErrors  *prometheus.CounterVec
-	jobErrors   *prometheus.CounterVec
+	metrics *Metrics
 }
 
 // New builds a loop.
@@ -83,50 +76,16 @@ func New(opts Options) *Loop {
 	if opts.Timeout <= 0 {
 		opts.Timeout = max(2*opts.Interval, time.Minute)
 	}
-	l := &Loop{
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	opts.Metrics.initLabels(opts)
+	return &Loop{
 		opts:      opts,
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ecs_sd_refresh_duration_seconds",
-			Help:    "Duration of one discovery by a source.",
-			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"source"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_refresh_failures_total",
-			Help: "Discoveries by a source that ended with an error (in full or in part).",
-		}, []string{"source"}),
-		targetCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_targets",
-			Help: "Targets currently held for a source.",
-		}, []string{"source"}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_last_success_timestamp_seconds",
-			Help: "Time of the last discovery by a source that ended without error.",
-		}, []string{"source"}),
-		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_output_failures_total",
-			Help: "Failed updates of an output.",
-		}, []string{"output"}),
-		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_job_failures_total",
-			Help: "Failed runs of a periodic job, by name.",
-		}, []string{"name"}),
+		metrics:   opts.Metrics,
 	}
-	for _, s := range opts.Sources {
-		l.failures.WithLabelValues(s.Name())
-		l.targetCount.WithLabelValues(s.Name())
-	}
-	for _, s := range opts.Sinks {
-		l.sinkErrors.WithLabelValues(s.Name())
-	}
-	for _, j := range opts.Jobs {
-		l.jobErrors.WithLabelValues(j.Name())
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(l.duration, l.failures, l.targetCount, l.lastSuccess, l.sinkErrors, l.jobErrors)
-	}
-	return l
 }
 
 // Ready reports whether every source has returned live targets at least once.
@@ -167,14 +126,14 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		wg.Go(func() {
 			start := time.Now()
 			groups, err := s.Discover(ctx)
-			l.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
+			l.metrics.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
 			results[i] = result{groups, err}
 		})
 	}
 	for i, j := range l.opts.Jobs {
 		wg.Go(func() {
 			if err := j.Run(ctx); err != nil {
-				l.jobErrors.WithLabelValues(j.Name()).Inc()
+				l.metrics.jobFailures.WithLabelValues(j.Name()).Inc()
 				l.opts.Logger.Error("Periodic job failed", "job", j.Name(), "err", err)
 				jobErrs[i] = fmt.Errorf("%s: %w", j.Name(), err)
 			}
@@ -192,12 +151,12 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		case r.err == nil:
 			l.last[name] = r.groups
 			l.succeeded[name] = true
-			l.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+			l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
 		case r.groups != nil:
 			l.last[name] = r.groups
 		}
 		if r.err != nil {
-			l.failures.WithLabelValues(name).Inc()
+			l.metrics.failures.WithLabelValues(name).Inc()
 			errs = append(errs, fmt.Errorf("source %s: %w", name, r.err))
 			if r.groups != nil {
 				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
@@ -208,7 +167,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		if _, ok := l.last[name]; !ok {
 			live = false
 		}
-		l.targetCount.WithLabelValues(name).Set(float64(len(l.last[name])))
+		l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
 	}
 	complete := len(l.succeeded) == len(l.opts.Sources)
 	bySource := make(map[string][]*targets.Group, len(l.last))
@@ -220,7 +179,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	merged := targets.Merge(bySource)
 	for _, sink := range l.opts.Sinks {
 		if err := sink.Update(ctx, merged, complete); err != nil {
-			l.sinkErrors.WithLabelValues(sink.Name()).Inc()
+			l.metrics.outputFailures.WithLabelValues(sink.Name()).Inc()
 			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
 			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
 		}

@@ -80,7 +80,7 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
 	sink := &recordingSink{}
 	reg := prometheus.NewRegistry()
-	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink}, Registerer: reg})
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink}, Metrics: NewMetrics(reg)})
 	ctx := context.Background()
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
@@ -103,9 +103,9 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	groups, _ = sink.last()
 	require.Equal(t, []string{"10.0.0.2:80", "10.0.1.1:80"}, addrs(groups))
 
-	require.Equal(t, 3.0, testutil.ToFloat64(l.failures.WithLabelValues("a")))
-	require.Equal(t, 0.0, testutil.ToFloat64(l.failures.WithLabelValues("b")))
-	require.Equal(t, 1.0, testutil.ToFloat64(l.targetCount.WithLabelValues("a")))
+	require.Equal(t, 3.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("a")))
+	require.Equal(t, 0.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("b")))
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.targets.WithLabelValues("a")))
 }
 
 func addrs(groups []*targets.Group) []string {
@@ -147,7 +147,7 @@ func TestRunStartsAtOnceAndStops(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.True(t, l.Ready(), "a failing job does not hold readiness back")
-	require.GreaterOrEqual(t, testutil.ToFloat64(l.jobErrors.WithLabelValues("count")), 3.0)
+	require.GreaterOrEqual(t, testutil.ToFloat64(l.metrics.jobFailures.WithLabelValues("count")), 3.0)
 }
 
 type hangingSource struct{}
