@@ -255,8 +255,9 @@ func (s *Source) clusterEntries(ctx context.Context) ([]string, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			s.opts.Logger.Error("Cannot list ECS clusters; using the last list", "clusters", len(s.lastEntries), "err", err)
-			return s.lastEntries, fmt.Errorf("list clusters: %w", err)
+			e := &refresh.OpError{Op: opListClusters, Err: err}
+			s.opts.Logger.Error("Cannot list ECS clusters; using the last list", append(e.LogAttrs(), "clusters", len(s.lastEntries))...)
+			return s.lastEntries, e
 		}
 		arns = append(arns, page.ClusterArns...)
 	}
@@ -342,13 +343,21 @@ func batches(cluster string, keys []string, size int) []batch {
 	return out
 }
 
-// failed logs a failed call and returns its error, naming the cluster.
-func (s *Source) failed(op, cluster string, err error) error {
-	s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", "operation", op, "cluster", cluster, "err", err)
-	if cluster == "" {
-		return fmt.Errorf("call %s: %w", op, err)
+// failed logs a failed call about r and returns it as an error that names its operation and
+// resource.
+func (s *Source) failed(op string, r refresh.Resource, err error) error {
+	e := &refresh.OpError{Op: op, Resource: r, Err: err}
+	s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", e.LogAttrs()...)
+	return e
+}
+
+// clusterResource is the resource of a call about one cluster; "" (a call about several) gives
+// none.
+func clusterResource(entry string) refresh.Resource {
+	if entry == "" {
+		return refresh.Resource{}
 	}
-	return fmt.Errorf("cluster %q: %s: %w", cluster, op, err)
+	return refresh.Resource{Kind: "cluster", Name: entry}
 }
 
 // readClusters describes the clusters whose name, ARN and tags are not fresh.
@@ -364,7 +373,7 @@ func (s *Source) readClusters(ctx context.Context, entries []string, now time.Ti
 	return parallel(batches("", due, describeClustersMax), func(b batch) error {
 		out, err := s.ecs.DescribeClusters(ctx, &awsecs.DescribeClustersInput{Clusters: b.keys, Include: []awstypes.ClusterField{awstypes.ClusterFieldTags}})
 		if err != nil {
-			return s.failed(opDescribeClusters, "", err)
+			return s.failed(opDescribeClusters, refresh.Resource{}, err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
@@ -395,7 +404,7 @@ func (s *Source) listTasks(ctx context.Context, runs []*clusterRun, now time.Tim
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				run.listErr = s.failed(opListTasks, run.entry, err)
+				run.listErr = s.failed(opListTasks, clusterResource(run.entry), err)
 				return run.listErr
 			}
 			arns = append(arns, page.TaskArns...)
@@ -435,7 +444,7 @@ func (s *Source) describeTasks(ctx context.Context, runs []*clusterRun, now time
 			Cluster: aws.String(b.cluster), Tasks: b.keys, Include: []awstypes.TaskField{awstypes.TaskFieldTags},
 		})
 		if err != nil {
-			return s.failed(opDescribeTasks, b.cluster, err)
+			return s.failed(opDescribeTasks, clusterResource(b.cluster), err)
 		}
 		got := map[string]awstypes.Task{}
 		for _, t := range out.Tasks {
@@ -490,8 +499,7 @@ func (s *Source) readTaskDefinitions(ctx context.Context, runs []*clusterRun) er
 	return parallel(due, func(arn string) error {
 		out, err := s.ecs.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(arn)})
 		if err != nil {
-			s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", "operation", opDescribeTaskDefinition, "task_definition", arn, "err", err)
-			return fmt.Errorf("task definition %s: %s: %w", arn, opDescribeTaskDefinition, err)
+			return s.failed(opDescribeTaskDefinition, refresh.Resource{Kind: "task_definition", Name: arn}, err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
@@ -527,7 +535,7 @@ func (s *Source) readContainerInstances(ctx context.Context, runs []*clusterRun,
 	return parallel(all, func(b batch) error {
 		out, err := s.ecs.DescribeContainerInstances(ctx, &awsecs.DescribeContainerInstancesInput{Cluster: aws.String(b.cluster), ContainerInstances: b.keys})
 		if err != nil {
-			return s.failed(opDescribeContainerInstances, b.cluster, err)
+			return s.failed(opDescribeContainerInstances, clusterResource(b.cluster), err)
 		}
 		for _, f := range out.Failures {
 			s.opts.Logger.Warn("ECS container instance not described; its tasks keep their last targets", "cluster", b.cluster,
@@ -575,7 +583,7 @@ func (s *Source) readInstances(ctx context.Context, runs []*clusterRun, now time
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return s.failed(opDescribeInstances, "", err)
+				return s.failed(opDescribeInstances, refresh.Resource{}, err)
 			}
 			for _, r := range page.Reservations {
 				for _, i := range r.Instances {
@@ -641,7 +649,7 @@ func (s *Source) readServices(ctx context.Context, runs []*clusterRun, now time.
 			Cluster: aws.String(b.cluster), Services: b.keys, Include: []awstypes.ServiceField{awstypes.ServiceFieldTags},
 		})
 		if err != nil {
-			return s.failed(opDescribeServices, b.cluster, err)
+			return s.failed(opDescribeServices, clusterResource(b.cluster), err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()

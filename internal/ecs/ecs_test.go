@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -421,11 +422,21 @@ func TestFaultsKeepLastGoodTargets(t *testing.T) {
 	want := endpoints(e.discover(t))
 	require.Len(t, want, 40)
 
-	for _, fault := range []string{"ListTasks/beta", "DescribeServices/alpha", "DescribeClusters", "DescribeInstances"} {
+	// The error names the failed operation and the cluster it was about.
+	for fault, text := range map[string]string{
+		"ListTasks/beta":         `cluster "beta": ListTasks: injected fault`,
+		"DescribeServices/alpha": `cluster "alpha": DescribeServices: injected fault`,
+		"DescribeClusters":       `call DescribeClusters: injected fault`,
+		"DescribeInstances":      `call DescribeInstances: injected fault`,
+	} {
 		e.aws.setFail(fault, errInjected)
 		e.now = e.now.Add(2 * time.Hour) // every cache is stale
 		groups, err := e.src.Discover(ctx)
 		require.ErrorIs(t, err, errInjected, fault)
+		require.EqualError(t, err, text)
+		var opErr *refresh.OpError
+		require.ErrorAs(t, err, &opErr)
+		require.Equal(t, strings.Split(fault, "/")[0], opErr.Op)
 		require.Equal(t, want, endpoints(groups), "fault %s must not lose targets", fault)
 		e.aws.setFail(fault, nil)
 	}
