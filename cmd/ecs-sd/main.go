@@ -123,9 +123,12 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		}))
 	}
 	if cfg.ECS.Enabled() {
-		opts := ecsOptions(cfg.ECS, awsCfg.Region)
-		opts.Logger, opts.Metrics, opts.Registerer = logger.With("discovery", ecs.Name), metrics, reg
-		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), opts)
+		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), cfg.ECS, ecs.Options{
+			Region:     awsCfg.Region,
+			Logger:     logger.With("discovery", ecs.Name),
+			Metrics:    metrics,
+			Registerer: reg,
+		})
 		if err != nil {
 			return err
 		}

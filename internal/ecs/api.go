@@ -69,16 +69,16 @@ type limits struct {
 	wait     *prometheus.CounterVec
 }
 
-func newLimits(perSecond float64, burst, concurrency int, wait *prometheus.CounterVec) *limits {
+func newLimits(c APILimits, wait *prometheus.CounterVec) *limits {
 	l := &limits{families: map[string]*family{}, calls: map[string]*atomic.Int64{}, wait: wait}
-	limit := rate.Limit(perSecond)
-	if perSecond <= 0 {
+	limit := rate.Limit(c.RequestsPerSecond)
+	if c.RequestsPerSecond <= 0 {
 		limit = rate.Inf
 	}
 	for op, name := range operations {
 		l.calls[op] = &atomic.Int64{}
 		if l.families[name] == nil {
-			l.families[name] = &family{name: name, limiter: rate.NewLimiter(limit, burst), slots: make(chan struct{}, concurrency)}
+			l.families[name] = &family{name: name, limiter: rate.NewLimiter(limit, c.Burst), slots: make(chan struct{}, c.Concurrency)}
 		}
 	}
 	return l

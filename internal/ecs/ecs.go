@@ -32,7 +32,6 @@ package ecs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -46,6 +45,7 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
@@ -74,28 +74,11 @@ const (
 	cacheCluster           = "cluster"
 )
 
-// Options configures the source.
+// Options are what the source needs beside its Config.
 type Options struct {
-	// Clusters are the names or ARNs of the clusters to discover; AllClusters discovers every
-	// cluster of the region instead.
-	Clusters    []string
-	AllClusters bool
 	// Region is the AWS region, for the __meta_ecs_region label.
 	Region string
-	Rules  Rules
-	// TaskRefreshInterval is how long a task's description (health and last status) is used
-	// before the task is described again; InstanceRefreshInterval the same for container
-	// instances and EC2 instances, MetadataRefreshInterval for services and clusters (tags,
-	// status). 0 means never again.
-	TaskRefreshInterval     time.Duration
-	InstanceRefreshInterval time.Duration
-	MetadataRefreshInterval time.Duration
-	// APIRate is the most calls per second per API family (0: no limit), APIBurst the most at
-	// once after a pause (default 20), APIConcurrency the most in flight per family (default 5).
-	APIRate        float64
-	APIBurst       int
-	APIConcurrency int
-	Logger         *slog.Logger
+	Logger *slog.Logger
 	// Metrics are the metrics every source shares; Registerer receives the source's own.
 	Metrics    *refresh.Metrics
 	Registerer prometheus.Registerer
@@ -107,6 +90,7 @@ type Options struct {
 type Source struct {
 	ecs    ECSAPI
 	ec2    EC2API
+	cfg    Config
 	opts   Options
 	rules  compiledRules
 	limits *limits
@@ -147,29 +131,23 @@ type cached[T any] struct {
 }
 
 // fresh reports whether c holds a value read less than ttl ago (any value when ttl is 0).
-func fresh[T any](c *cached[T], ttl time.Duration, now time.Time) bool {
-	return c != nil && (ttl <= 0 || now.Sub(c.read) < ttl)
+func fresh[T any](c *cached[T], ttl model.Duration, now time.Time) bool {
+	return c != nil && (ttl <= 0 || now.Sub(c.read) < time.Duration(ttl))
 }
 
-// New creates the source. It fails when a rule's pattern does not compile.
-func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
-	rules, err := compileRules(opts.Rules)
-	if err != nil {
-		return nil, fmt.Errorf("ecs rules: %w", err)
-	}
-	if opts.APIBurst <= 0 {
-		opts.APIBurst = 20
-	}
-	if opts.APIConcurrency <= 0 {
-		opts.APIConcurrency = 5
+// New creates the source from cfg, which Config.Validate has checked and compiled.
+func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error) {
+	if cfg.rules == nil {
+		return nil, errors.New("ecs: the configuration was not validated")
 	}
 	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	if opts.now == nil {
 		opts.now = time.Now
 	}
 	s := &Source{
+		cfg:         cfg,
 		opts:        opts,
-		rules:       rules,
+		rules:       *cfg.rules,
 		clusters:    map[string]*clusterState{},
 		clusterInfo: map[string]*cached[clusterInfo]{},
 		taskDefs:    map[string]*awstypes.TaskDefinition{},
@@ -179,7 +157,7 @@ func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
 		warned:      map[string]bool{},
 		metrics:     newMetrics(opts.Metrics, opts.Registerer),
 	}
-	s.limits = newLimits(opts.APIRate, opts.APIBurst, opts.APIConcurrency, s.wait)
+	s.limits = newLimits(cfg.API, s.wait)
 	s.ecs = limitedECS{api: ecsAPI, l: s.limits}
 	s.ec2 = limitedEC2{api: ec2API, l: s.limits}
 	return s, nil
@@ -247,8 +225,8 @@ func (s *Source) publishCalls() {
 // clusterEntries returns the clusters to discover: the configured ones, or every cluster of the
 // region. When the clusters cannot be listed it returns the last list with the error.
 func (s *Source) clusterEntries(ctx context.Context) ([]string, error) {
-	if !s.opts.AllClusters {
-		return s.opts.Clusters, nil
+	if !s.cfg.AllClusters {
+		return s.cfg.Clusters, nil
 	}
 	var arns []string
 	p := awsecs.NewListClustersPaginator(s.ecs, &awsecs.ListClustersInput{MaxResults: aws.Int32(pageSize)})
@@ -364,7 +342,7 @@ func clusterResource(entry string) refresh.Resource {
 func (s *Source) readClusters(ctx context.Context, entries []string, now time.Time) error {
 	var due []string
 	for _, e := range entries {
-		ok := fresh(s.clusterInfo[e], s.opts.MetadataRefreshInterval, now)
+		ok := fresh(s.clusterInfo[e], s.cfg.MetadataRefreshInterval, now)
 		s.hit(cacheCluster, ok)
 		if !ok {
 			due = append(due, e)
@@ -420,7 +398,7 @@ func (s *Source) listTasks(ctx context.Context, runs []*clusterRun, now time.Tim
 		for _, arn := range run.listed {
 			listed[arn] = true
 			ts := run.state.tasks[arn]
-			ok := ts != nil && !ts.retry && (s.opts.TaskRefreshInterval <= 0 || now.Sub(ts.described) < s.opts.TaskRefreshInterval)
+			ok := ts != nil && !ts.retry && (s.cfg.TaskRefreshInterval <= 0 || now.Sub(ts.described) < time.Duration(s.cfg.TaskRefreshInterval))
 			s.hit(cacheTask, ok)
 			if !ok {
 				run.due = append(run.due, arn)
@@ -524,7 +502,7 @@ func (s *Source) readContainerInstances(ctx context.Context, runs []*clusterRun,
 	for cluster, arns := range need {
 		var due []string
 		for _, arn := range slices.Sorted(maps.Keys(arns)) {
-			ok := fresh(s.ciEC2[arn], s.opts.InstanceRefreshInterval, now)
+			ok := fresh(s.ciEC2[arn], s.cfg.InstanceRefreshInterval, now)
 			s.hit(cacheContainerInstance, ok)
 			if !ok {
 				due = append(due, arn)
@@ -569,7 +547,7 @@ func (s *Source) readInstances(ctx context.Context, runs []*clusterRun, now time
 	})
 	var due []string
 	for _, id := range slices.Sorted(maps.Keys(need)) {
-		ok := fresh(s.instances[id], s.opts.InstanceRefreshInterval, now)
+		ok := fresh(s.instances[id], s.cfg.InstanceRefreshInterval, now)
 		s.hit(cacheEC2Instance, ok)
 		if !ok {
 			due = append(due, id)
@@ -636,7 +614,7 @@ func (s *Source) readServices(ctx context.Context, runs []*clusterRun, now time.
 	for cluster, names := range need {
 		var due []string
 		for _, name := range slices.Sorted(maps.Keys(names)) {
-			ok := fresh(s.services[serviceKey{cluster, name}], s.opts.MetadataRefreshInterval, now)
+			ok := fresh(s.services[serviceKey{cluster, name}], s.cfg.MetadataRefreshInterval, now)
 			s.hit(cacheService, ok)
 			if !ok {
 				due = append(due, name)
