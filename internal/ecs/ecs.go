@@ -212,7 +212,6 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		out = append(out, run.state.groups...)
 	}
 	s.evict()
-	targets.Sort(out)
 	return out, errors.Join(errs...)
 }
 

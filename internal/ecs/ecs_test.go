@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +81,12 @@ func (e *testEnv) discover(t testing.TB) []*targets.Group {
 	return groups
 }
 
-// endpoints renders groups as "address/path" (with "scheme://" when a scheme is set).
+// endpoints renders groups as "address/path" (with "scheme://" when a scheme is set), in the
+// order targets.Sort gives (the source returns them in no particular order; the loop sorts the
+// merged list).
 func endpoints(groups []*targets.Group) []string {
+	groups = slices.Clone(groups)
+	targets.Sort(groups)
 	out := []string{}
 	for _, g := range groups {
 		s := g.Address() + string(g.Labels[targets.LabelMetricsPath])

@@ -30,11 +30,11 @@ type Source interface {
 	Discover(ctx context.Context) ([]*targets.Group, error)
 }
 
-// Sink receives the merged target list after every cycle. complete is false until every source
-// has had one fully successful cycle.
+// Sink receives the merged target list after every cycle, sorted and rendered once for every
+// sink. complete is false until every source has had one fully successful cycle.
 type Sink interface {
 	Name() string
-	Update(ctx context.Context, groups []*targets.Group, complete bool) error
+	Update(ctx context.Context, snap targets.Snapshot, complete bool) error
 }
 
 // Job is periodic work that runs once per cycle beside discovery (the Prometheus configuration
@@ -176,9 +176,12 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 
-	merged := targets.Merge(bySource)
+	snap, err := targets.NewSnapshot(targets.Merge(bySource))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	for _, sink := range l.opts.Sinks {
-		if err := sink.Update(ctx, merged, complete); err != nil {
+		if err := sink.Update(ctx, snap, complete); err != nil {
 			l.metrics.outputFailures.WithLabelValues(sink.Name()).Inc()
 			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
 			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
@@ -187,7 +190,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	if live {
 		l.mu.Lock()
 		if !l.ready {
-			l.opts.Logger.Info("First discovery done", "targets", len(merged))
+			l.opts.Logger.Info("First discovery done", "targets", len(snap.Groups))
 		}
 		l.ready = true
 		l.mu.Unlock()

@@ -43,16 +43,16 @@ func (s *scriptedSource) Discover(context.Context) ([]*targets.Group, error) {
 
 type recordingSink struct {
 	mu       sync.Mutex
-	updates  [][]*targets.Group
+	updates  []targets.Snapshot
 	complete []bool
 }
 
 func (s *recordingSink) Name() string { return "recording" }
 
-func (s *recordingSink) Update(_ context.Context, groups []*targets.Group, complete bool) error {
+func (s *recordingSink) Update(_ context.Context, snap targets.Snapshot, complete bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.updates = append(s.updates, groups)
+	s.updates = append(s.updates, snap)
 	s.complete = append(s.complete, complete)
 	return nil
 }
@@ -60,7 +60,13 @@ func (s *recordingSink) Update(_ context.Context, groups []*targets.Group, compl
 func (s *recordingSink) last() ([]*targets.Group, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updates[len(s.updates)-1], s.complete[len(s.complete)-1]
+	return s.updates[len(s.updates)-1].Groups, s.complete[len(s.complete)-1]
+}
+
+func (s *recordingSink) lastSnapshot() targets.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updates[len(s.updates)-1]
 }
 
 func group(addr string) *targets.Group {
@@ -78,9 +84,9 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 		{groups: []*targets.Group{group("10.0.0.2:80")}, err: errBoom}, // partial: use what it vouches for
 	}}
 	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
-	sink := &recordingSink{}
+	sink, other := &recordingSink{}, &recordingSink{}
 	reg := prometheus.NewRegistry()
-	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink}, Metrics: NewMetrics(reg)})
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink, other}, Metrics: NewMetrics(reg)})
 	ctx := context.Background()
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
@@ -94,6 +100,11 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.Len(t, groups, 2)
 	require.True(t, complete)
 	require.True(t, l.Ready())
+	snap := sink.lastSnapshot()
+	want, err := targets.Marshal(groups)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(snap.JSON), "the list, rendered")
+	require.Same(t, &snap.JSON[0], &other.lastSnapshot().JSON[0], "rendered once: every sink gets the same bytes")
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
 	groups, _ = sink.last()

@@ -109,12 +109,37 @@ func Sort(groups []*Group) {
 	}
 }
 
+// Snapshot is one cycle's target list, sorted and rendered once for every output.
+type Snapshot struct {
+	Groups []*Group // sorted
+	// JSON is Groups as the file_sd and http_sd list (see Marshal). Outputs share it and must
+	// not modify it.
+	JSON []byte
+}
+
+// NewSnapshot sorts groups in place and renders them.
+func NewSnapshot(groups []*Group) (Snapshot, error) {
+	if groups == nil {
+		groups = []*Group{}
+	}
+	Sort(groups)
+	data, err := encode(groups)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Groups: groups, JSON: data}, nil
+}
+
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
-// an empty list is "[]".
+// an empty list is "[]". groups is left as it is.
 func Marshal(groups []*Group) ([]byte, error) {
 	sorted := make([]*Group, len(groups))
 	copy(sorted, groups)
 	Sort(sorted)
+	return encode(sorted)
+}
+
+func encode(sorted []*Group) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -135,8 +160,9 @@ func Unmarshal(data []byte) ([]*Group, error) {
 }
 
 // Merge combines the groups of several sources into one list in which every endpoint (Key) appears
-// once. When two sources found the same endpoint, the labels of both are kept (the earlier source
-// wins a conflict on a label name) and LabelSource lists every source that found it.
+// once. When two sources found the same endpoint, the labels of both are kept (the earlier source,
+// by name, wins a conflict on a label name) and LabelSource lists every source that found it. The
+// list is in no particular order: NewSnapshot sorts it, once.
 func Merge(bySource map[string][]*Group) []*Group {
 	names := make([]string, 0, len(bySource))
 	for name := range bySource {
@@ -165,6 +191,5 @@ func Merge(bySource map[string][]*Group) []*Group {
 			out = append(out, c)
 		}
 	}
-	Sort(out)
 	return out
 }

@@ -63,6 +63,7 @@ func TestMergeDeduplicatesEndpoints(t *testing.T) {
 		{Targets: []string{"10.0.0.1:3000"}, Labels: model.LabelSet{"__metrics_path__": "/other"}},
 	}
 	out := Merge(map[string][]*Group{"cloudmap": cm, "ecs": ecs})
+	Sort(out)
 	require.Len(t, out, 3)
 	require.Equal(t, "http://10.0.0.1:3000/metrics", out[0].Key())
 	require.Equal(t, model.LabelValue(",cloudmap,ecs,"), out[0].Labels[LabelSource])
@@ -87,4 +88,22 @@ func TestParsePort(t *testing.T) {
 	}
 	require.True(t, ValidPort(65535))
 	require.False(t, ValidPort(0))
+}
+
+func TestSnapshotSortsAndRendersOnce(t *testing.T) {
+	t.Parallel()
+	a := &Group{Targets: []string{"10.0.0.2:80"}, Labels: model.LabelSet{"b": "2"}}
+	b := &Group{Targets: []string{"10.0.0.1:80"}, Labels: model.LabelSet{"z": "1"}}
+	groups := []*Group{a, b}
+	snap, err := NewSnapshot(groups)
+	require.NoError(t, err)
+	require.Equal(t, []*Group{b, a}, snap.Groups, "sorted")
+	want, err := Marshal([]*Group{a, b})
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(snap.JSON), "rendered as Marshal renders")
+
+	empty, err := NewSnapshot(nil)
+	require.NoError(t, err)
+	require.Equal(t, "[]\n", string(empty.JSON))
+	require.NotNil(t, empty.Groups)
 }
