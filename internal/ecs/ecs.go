@@ -696,7 +696,7 @@ func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 		ts := run.state.tasks[arn]
 		f, missing := s.facts(run.entry, &ts.task)
 		if missing != "" {
-			s.opts.Logger.Debug("Task keeps its last targets: unreadable "+missing, "cluster", run.entry, "task", arn, "targets", len(ts.groups))
+			s.opts.Logger.Debug("Task keeps its last targets: a resource it needs could not be read", "unreadable", missing, "cluster", run.entry, "task", arn, "targets", len(ts.groups))
 			out = append(out, ts.groups...)
 			continue
 		}
