@@ -7,80 +7,74 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecs-sd/ecs-sd/internal/config"
 	"github.com/ecs-sd/ecs-sd/internal/httpsd"
 )
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
-}
-
 func TestRoutes(t *testing.T) {
 	t.Parallel()
-	reg := newRegistry()
-	var ready atomic.Bool
-	handler, err := routes(config.Default().Web, httpsd.New(), reg, ready.Load)
-	require.NoError(t, err)
-	srv := httptest.NewServer(handler)
-	defer srv.Close()
-
-	code, body := get(t, srv.URL+"/")
-	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, "<title>ecs-sd</title>")
-	for _, path := range []string{"/prometheus-targets", "/metrics", "/-/healthy", "/-/ready"} {
-		require.Contains(t, body, `href="`+path+`"`, "the landing page links %s", path)
+	type answer struct {
+		code     int
+		contains []string
+		lacks    []string
 	}
-	require.NotContains(t, body, "debug/pprof", "ecs-sd serves no profiles")
-
-	code, _ = get(t, srv.URL+"/nothing-here")
-	require.Equal(t, http.StatusNotFound, code)
-	code, body = get(t, srv.URL+"/prometheus-targets")
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "[]\n", body)
-	code, body = get(t, srv.URL+"/metrics")
-	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, "ecs_sd_build_info")
-	code, _ = get(t, srv.URL+"/-/healthy")
-	require.Equal(t, http.StatusOK, code)
-	code, _ = get(t, srv.URL+"/-/ready")
-	require.Equal(t, http.StatusServiceUnavailable, code)
-	ready.Store(true)
-	code, _ = get(t, srv.URL+"/-/ready")
-	require.Equal(t, http.StatusOK, code)
-}
-
-func TestRoutesWithoutHTTPSD(t *testing.T) {
-	t.Parallel()
-	handler, err := routes(config.Default().Web, nil, prometheus.NewRegistry(), func() bool { return true })
-	require.NoError(t, err)
-	srv := httptest.NewServer(handler)
-	defer srv.Close()
-	code, body := get(t, srv.URL+"/")
-	require.Equal(t, http.StatusOK, code)
-	require.NotContains(t, body, "prometheus-targets")
-	require.Contains(t, body, `href="/metrics"`)
-	code, _ = get(t, srv.URL+"/prometheus-targets")
-	require.Equal(t, http.StatusNotFound, code)
-}
-
-func TestTargetsAtTheRoot(t *testing.T) {
-	t.Parallel()
-	wc := config.Default().Web
-	wc.TargetsPath = "/"
-	handler, err := routes(wc, httpsd.New(), prometheus.NewRegistry(), func() bool { return true })
-	require.NoError(t, err)
-	srv := httptest.NewServer(handler)
-	defer srv.Close()
-	code, body := get(t, srv.URL+"/")
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "[]\n", body, "the target list, not the landing page")
+	landing := []string{"<title>ecs-sd</title>", `href="/metrics"`, `href="/-/healthy"`, `href="/-/ready"`}
+	for _, tc := range []struct {
+		name        string
+		targetsPath string
+		httpSD      bool
+		ready       bool
+		want        map[string]answer
+	}{
+		{name: "default", targetsPath: "/prometheus-targets", httpSD: true, want: map[string]answer{
+			"/":                   {200, append(landing, `href="/prometheus-targets"`), []string{"debug/pprof"}},
+			"/prometheus-targets": {200, []string{"[]\n"}, nil},
+			"/metrics":            {200, []string{"ecs_sd_build_info"}, nil},
+			"/-/healthy":          {200, []string{"healthy"}, nil},
+			"/-/ready":            {503, []string{"not ready"}, nil},
+			"/nothing-here":       {404, nil, nil},
+		}},
+		{name: "ready", targetsPath: "/prometheus-targets", httpSD: true, ready: true, want: map[string]answer{
+			"/-/ready": {200, []string{"ecs-sd is ready."}, nil},
+		}},
+		{name: "no http_sd", targetsPath: "/prometheus-targets", want: map[string]answer{
+			"/":                   {200, landing, []string{"prometheus-targets"}},
+			"/prometheus-targets": {404, nil, nil},
+		}},
+		{name: "targets at the root", targetsPath: "/", httpSD: true, want: map[string]answer{
+			"/": {200, []string{"[]\n"}, []string{"<title>"}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			wc := config.Default().Web
+			wc.TargetsPath = tc.targetsPath
+			var targets http.Handler
+			if tc.httpSD {
+				targets = httpsd.New()
+			}
+			var ready atomic.Bool
+			ready.Store(tc.ready)
+			handler, err := routes(wc, targets, newRegistry(), ready.Load)
+			require.NoError(t, err)
+			srv := httptest.NewServer(handler)
+			defer srv.Close()
+			for path, want := range tc.want {
+				resp, err := http.Get(srv.URL + path)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				require.Equal(t, want.code, resp.StatusCode, path)
+				for _, s := range want.contains {
+					require.Contains(t, string(body), s, path)
+				}
+				for _, s := range want.lacks {
+					require.NotContains(t, string(body), s, path)
+				}
+			}
+		})
+	}
 }
