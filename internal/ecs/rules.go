@@ -99,8 +99,8 @@ func compileMatcher(i int, m Matcher) (compiledMatcher, []error) {
 		errs = append(errs, errors.New("no ports"))
 	}
 	for _, p := range m.Ports {
-		if !targets.ValidPort(p) {
-			errs = append(errs, fmt.Errorf("port %d is not a port number (1-65535)", p))
+		if err := targets.CheckPort(p); err != nil {
+			errs = append(errs, fmt.Errorf("port %w", err))
 		}
 	}
 	if !strings.HasPrefix(cm.Path, "/") {

@@ -61,18 +61,26 @@ func (g *Group) Key() string {
 	return scheme + "://" + g.Address() + path
 }
 
-// ValidPort reports whether p is a port number a target can have (1-65535).
-func ValidPort(p int) bool { return p >= 1 && p <= 65535 }
+// CheckPort returns an error unless p is a port number a target can have (1-65535). The error
+// starts with p, so that "port " + err reads as a sentence.
+func CheckPort(p int) error {
+	if p < 1 || p > 65535 {
+		return fmt.Errorf("%d %s", p, notAPort)
+	}
+	return nil
+}
 
-// ParsePort parses a port number (1-65535); spaces around it are ignored. The error quotes v and
-// says what a port number is, so that "service tag METRICS_PORT=" + err reads as a sentence.
+// ParsePort parses a port number (1-65535); spaces around it are ignored. The error starts with
+// v, quoted, so that "service tag METRICS_PORT=" + err reads as a sentence.
 func ParsePort(v string) (int, error) {
 	p, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || !ValidPort(p) {
-		return 0, fmt.Errorf("%q is not a port number (1-65535)", v)
+	if err != nil || CheckPort(p) != nil {
+		return 0, fmt.Errorf("%q %s", v, notAPort)
 	}
 	return p, nil
 }
+
+const notAPort = "is not a port number (1-65535)"
 
 // JoinHostPort formats ip and port as a target address; IPv6 addresses are bracketed.
 func JoinHostPort(ip string, port int) string {

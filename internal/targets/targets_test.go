@@ -86,8 +86,8 @@ func TestParsePort(t *testing.T) {
 		_, err := ParsePort(in)
 		require.EqualError(t, err, fmt.Sprintf("%q is not a port number (1-65535)", in))
 	}
-	require.True(t, ValidPort(65535))
-	require.False(t, ValidPort(0))
+	require.NoError(t, CheckPort(65535))
+	require.EqualError(t, CheckPort(0), "0 is not a port number (1-65535)")
 }
 
 func TestSnapshotSortsAndRendersOnce(t *testing.T) {
