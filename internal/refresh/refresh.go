@@ -177,7 +177,8 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	l.mu.Unlock()
 
 	snap, err := targets.NewSnapshot(targets.Merge(bySource))
-	if err != nil {
+	if err != nil { // label sets always encode; the outputs keep what they have
+		l.opts.Logger.Error("Cannot render the target list", "err", err)
 		return errors.Join(append(errs, err)...)
 	}
 	for _, sink := range l.opts.Sinks {
