@@ -11,7 +11,7 @@ import (
 )
 
 // registerECSFlags registers the ECS source's flags. Matchers are set in the YAML file only.
-func registerECSFlags(f *flags, app *kingpin.Application, def config.ECS) {
+func registerECSFlags(f *flags, app *kingpin.Application, def ecs.Config) {
 	stringsFlag(f, app, "ecs.cluster", "ECS cluster name or ARN whose tasks to discover with the ECS API (repeatable); turns the ECS source on.",
 		def.Clusters, func(c *config.Config, v []string) { c.ECS.Clusters = v })
 	boolFlag(f, app, "ecs.all-clusters", "Discover the tasks of every ECS cluster of the region with the ECS API.",
@@ -44,31 +44,4 @@ func registerECSFlags(f *flags, app *kingpin.Application, def config.ECS) {
 		def.API.Burst, func(c *config.Config, v int) { c.ECS.API.Burst = v })
 	intFlag(f, app, "ecs.api.concurrency", "Most ECS-source AWS calls in flight per API family.",
 		def.API.Concurrency, func(c *config.Config, v int) { c.ECS.API.Concurrency = v })
-}
-
-// ecsOptions maps the configuration to the ECS source's options (logger and registry aside).
-func ecsOptions(c config.ECS, region string) ecs.Options {
-	matchers := make([]ecs.Matcher, 0, len(c.Matchers))
-	for _, m := range c.Matchers {
-		matchers = append(matchers, ecs.Matcher(m)) // the same fields, YAML tags aside
-	}
-	return ecs.Options{
-		Clusters:    c.Clusters,
-		AllClusters: c.AllClusters,
-		Region:      region,
-		Rules: ecs.Rules{
-			DockerLabels: ecs.DockerLabels{
-				Enabled: c.DockerLabels.Enabled, Port: c.DockerLabels.PortLabel, Path: c.DockerLabels.PathLabel,
-				Scheme: c.DockerLabels.SchemeLabel, Job: c.DockerLabels.JobLabel,
-			},
-			PortNames: ecs.PortNames(c.PortNames),
-			Matchers:  matchers,
-		},
-		TaskRefreshInterval:     time.Duration(c.TaskRefreshInterval),
-		InstanceRefreshInterval: time.Duration(c.InstanceRefreshInterval),
-		MetadataRefreshInterval: time.Duration(c.MetadataRefreshInterval),
-		APIRate:                 c.API.RequestsPerSecond,
-		APIBurst:                c.API.Burst,
-		APIConcurrency:          c.API.Concurrency,
-	}
 }

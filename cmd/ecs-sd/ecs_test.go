@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecs-sd/ecs-sd/internal/ecs"
@@ -34,23 +35,19 @@ ecs:
 	cfg, err = parse(t, []string{"--config.file", file, "--ecs.cluster", "prod", "--ecs.cluster", "arn:aws:ecs:us-east-1:123456789012:cluster/stage",
 		"--ecs.path-label", "METRICS_PATH", "--ecs.api.burst", "7", "--ecs.metadata-refresh-interval", "1m"}, nil)
 	require.NoError(t, err, "ECS alone is a valid configuration")
-	opts := ecsOptions(cfg.ECS, "eu-west-1")
-	require.Equal(t, ecs.Options{
-		Clusters: []string{"prod", "arn:aws:ecs:us-east-1:123456789012:cluster/stage"},
-		Region:   "eu-west-1",
-		Rules: ecs.Rules{
-			DockerLabels: ecs.DockerLabels{Enabled: true, Port: "ECS_PROMETHEUS_EXPORTER_PORT", Path: "METRICS_PATH",
-				Scheme: "PROMETHEUS_EXPORTER_SCHEME", Job: "PROMETHEUS_EXPORTER_JOB_NAME"},
-			PortNames: ecs.PortNames{Enabled: false, Pattern: "metrics(-.+)?", Path: "/metrics"},
-			Matchers:  []ecs.Matcher{{Service: "web-.*", Ports: []int{9090, 9091}, Path: "/prom", Job: "web"}},
-		},
-		TaskRefreshInterval:     0,
-		InstanceRefreshInterval: time.Hour,
-		MetadataRefreshInterval: time.Minute,
-		APIRate:                 2.5,
-		APIBurst:                7,
-		APIConcurrency:          5,
-	}, opts)
+	e := cfg.ECS
+	require.Equal(t, []string{"prod", "arn:aws:ecs:us-east-1:123456789012:cluster/stage"}, e.Clusters)
+	require.False(t, e.AllClusters)
+	require.Equal(t, ecs.DockerLabels{Enabled: true, PortLabel: "ECS_PROMETHEUS_EXPORTER_PORT", PathLabel: "METRICS_PATH",
+		SchemeLabel: "PROMETHEUS_EXPORTER_SCHEME", JobLabel: "PROMETHEUS_EXPORTER_JOB_NAME"}, e.DockerLabels)
+	require.Equal(t, ecs.PortNames{Enabled: false, Pattern: "metrics(-.+)?", Path: "/metrics"}, e.PortNames)
+	require.Equal(t, []ecs.Matcher{{Service: "web-.*", Ports: []int{9090, 9091}, Path: "/prom", Job: "web"}}, e.Matchers)
+	require.Equal(t, model.Duration(0), e.TaskRefreshInterval)
+	require.Equal(t, model.Duration(time.Hour), e.InstanceRefreshInterval)
+	require.Equal(t, model.Duration(time.Minute), e.MetadataRefreshInterval)
+	require.Equal(t, ecs.APILimits{RequestsPerSecond: 2.5, Burst: 7, Concurrency: 5}, e.API)
+	_, err = ecs.New(nil, nil, e, ecs.Options{})
+	require.NoError(t, err, "the resolved configuration is validated, ready for the source")
 
 	cfg, err = parse(t, []string{"--no-cloudmap.enable", "--ecs.all-clusters", "--no-ecs.docker-labels"}, nil)
 	require.NoError(t, err)

@@ -71,7 +71,8 @@ func registerFlags(app *kingpin.Application) *flags {
 	return f
 }
 
-// resolve builds the configuration: defaults, then the file, then the environment, then flags.
+// resolve builds the configuration: defaults, then the file, then the environment, then flags;
+// then it is validated, once.
 func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, error) {
 	cfg := config.Default()
 	if *f.configFile != "" {
@@ -87,10 +88,7 @@ func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, e
 			return cfg, err
 		}
 	}
-	if err := cfg.Validate(); err != nil || !cfg.ECS.Enabled() {
-		return cfg, err
-	}
-	return cfg, ecsOptions(cfg.ECS, "").Rules.Check()
+	return cfg, cfg.Validate()
 }
 
 // setting registers the application of one flag's value, when the user gave the flag.

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -18,20 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ecs-sd/ecs-sd/internal/awsclient"
-	"github.com/ecs-sd/ecs-sd/internal/cloudmap"
 	"github.com/ecs-sd/ecs-sd/internal/config"
-	"github.com/ecs-sd/ecs-sd/internal/ecs"
-	"github.com/ecs-sd/ecs-sd/internal/filesd"
-	"github.com/ecs-sd/ecs-sd/internal/httpsd"
-	"github.com/ecs-sd/ecs-sd/internal/promconfig"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
-	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.LookupEnv)) }
@@ -89,78 +79,31 @@ func newLogger(c config.Log) (*slog.Logger, error) {
 	return promslog.New(&promslog.Config{Level: lvl, Format: format}), nil
 }
 
-// serve wires sources, sinks and the HTTP server, and runs until ctx ends (or one cycle with once).
+// serve wires sources, sinks and jobs into the discovery loop, and runs it with the HTTP server
+// until ctx ends (or runs one cycle, with once).
 func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logger) error {
 	logger.Info("Starting ecs-sd", "version", version.Info(), "build_context", version.BuildContext())
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector("ecs_sd"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-
+	reg := newRegistry()
 	awsCfg, err := awsclient.Load(ctx, awsclient.Options{Region: cfg.AWS.Region, EndpointURL: cfg.AWS.EndpointURL}, awsclient.NewMetrics(reg))
 	if err != nil {
 		return configError{err}
 	}
-	ssmClient := awsclient.SSM(awsCfg)
-
-	var sources []refresh.Source
-	if cfg.CloudMap.Enabled {
-		namespaces := ssmparam.List(ssmClient, cfg.CloudMap.NamespacesParameter)
-		if len(cfg.CloudMap.Namespaces) > 0 {
-			static := cfg.CloudMap.Namespaces
-			namespaces = func(context.Context) ([]string, error) { return static, nil }
-		}
-		sources = append(sources, cloudmap.New(awsclient.CloudMap(awsCfg), cloudmap.Options{
-			Namespaces:          namespaces,
-			IncludeUnhealthy:    cfg.CloudMap.IncludeUnhealthy,
-			TagsRefreshInterval: time.Duration(cfg.CloudMap.TagsRefreshInterval),
-			Logger:              logger.With("discovery", cloudmap.Name),
-			Registerer:          reg,
-		}))
+	metrics := refresh.NewMetrics(reg)
+	sources, err := newSources(cfg, awsCfg, metrics, reg, logger)
+	if err != nil {
+		return err
 	}
-	if cfg.ECS.Enabled() {
-		opts := ecsOptions(cfg.ECS, awsCfg.Region)
-		opts.Logger, opts.Registerer = logger.With("discovery", ecs.Name), reg
-		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), opts)
-		if err != nil {
-			return err
-		}
-		sources = append(sources, src)
+	sinks, targetsHandler, err := newSinks(cfg.Output, reg, logger)
+	if err != nil {
+		return err
 	}
-
-	var sinks []refresh.Sink
-	if cfg.Output.FileSD {
-		sink, err := filesd.New(filepath.Join(cfg.Output.Dir, cfg.Output.FileName), logger, reg)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, sink)
-	}
-	targetsHandler := httpsd.New()
-	if cfg.Output.HTTPSD {
-		sinks = append(sinks, targetsHandler)
-	}
-
-	var tasks []refresh.Task
-	if cfg.PrometheusConfig.Enabled {
-		tasks = append(tasks, promconfig.New(ssmClient, promconfig.Options{
-			Parameter:  cfg.PrometheusConfig.Parameter,
-			Path:       filepath.Join(cfg.Output.Dir, cfg.PrometheusConfig.FileName),
-			ReloadURL:  cfg.PrometheusConfig.ReloadURL,
-			Logger:     logger,
-			Registerer: reg,
-		}))
-	}
-
 	loop := refresh.New(refresh.Options{
-		Interval:   time.Duration(cfg.RefreshInterval),
-		Sources:    sources,
-		Sinks:      sinks,
-		Tasks:      tasks,
-		Logger:     logger,
-		Registerer: reg,
+		Interval: time.Duration(cfg.RefreshInterval),
+		Sources:  sources,
+		Sinks:    sinks,
+		Jobs:     newJobs(cfg, awsCfg, reg, logger),
+		Logger:   logger,
+		Metrics:  metrics,
 	})
 	if once {
 		if err := loop.RunOnce(ctx); err != nil {
@@ -168,61 +111,20 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		}
 		return nil
 	}
-
-	mux := http.NewServeMux()
-	if cfg.Output.HTTPSD {
-		mux.Handle(cfg.Web.TargetsPath, targetsHandler)
-	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ecs-sd is healthy.")
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !loop.Ready() {
-			http.Error(w, "ecs-sd is not ready: no discovery has completed yet.", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ecs-sd is ready.")
-	})
-	if cfg.Output.HTTPSD && cfg.Web.TargetsPath != "/" {
-		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/" {
-				http.NotFound(w, r)
-				return
-			}
-			fmt.Fprintf(w, "<html><head><title>ecs-sd</title></head><body><h1>ecs-sd</h1><p><a href=%q>Targets</a> · <a href=\"/metrics\">Metrics</a></p></body></html>\n", cfg.Web.TargetsPath)
-		})
-	}
-
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	systemdSocket := false
-	flags := &web.FlagConfig{WebListenAddresses: &cfg.Web.ListenAddresses, WebSystemdSocket: &systemdSocket, WebConfigFile: &cfg.Web.ConfigFile}
-	serverErr := make(chan error, 1)
-	go func() { serverErr <- web.ListenAndServe(server, flags, logger) }()
-
-	ctx, cancelLoop := context.WithCancel(ctx)
-	defer cancelLoop()
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		_ = loop.Run(ctx)
-	}()
-
-	select {
-	case <-ctx.Done():
-		logger.Info("Shutting down")
-	case err = <-serverErr:
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-	}
-	cancelLoop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = server.Shutdown(shutdownCtx)
-	<-loopDone
+	handler, err := routes(cfg.Web, targetsHandler, reg, loop.Ready)
 	if err != nil {
-		return fmt.Errorf("web server: %w", err)
+		return err
 	}
-	return nil
+	return listenAndRun(ctx, cfg.Web, handler, loop, logger)
+}
+
+// newRegistry returns the registry of ecs-sd's metrics, with the build, Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("ecs_sd"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
 }

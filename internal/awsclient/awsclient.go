@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -16,10 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options selects the AWS account region and endpoint. Empty fields fall back to the SDK's
@@ -30,26 +27,6 @@ type Options struct {
 	// MaxAttempts bounds the SDK's retries with back-off (throttling included); 0 means 5.
 	MaxAttempts int
 }
-
-// Metrics counts AWS API calls by service, operation and outcome.
-type Metrics struct {
-	calls *prometheus.CounterVec
-}
-
-// NewMetrics creates the API-call counter and registers it with reg (when not nil).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_aws_api_calls_total",
-		Help: "AWS API operations called (after retries), by service, operation and outcome (success, error, throttled).",
-	}, []string{"service", "operation", "outcome"})}
-	if reg != nil {
-		reg.MustRegister(m.calls)
-	}
-	return m
-}
-
-// Calls returns the counter, for tests and benchmarks that count calls per operation.
-func (m *Metrics) Calls() *prometheus.CounterVec { return m.calls }
 
 // Load builds an aws.Config from the default chain, with opts applied and every call counted in m
 // (which may be nil).
@@ -85,30 +62,6 @@ func Load(ctx context.Context, opts Options, m *Metrics) (aws.Config, error) {
 		cfg.APIOptions = append(cfg.APIOptions, m.addMiddleware)
 	}
 	return cfg, nil
-}
-
-func (m *Metrics) addMiddleware(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDAPICallMetrics",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			out, md, err := next.HandleInitialize(ctx, in)
-			m.calls.WithLabelValues(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), Outcome(err)).Inc()
-			return out, md, err
-		}), middleware.After)
-}
-
-// Outcome classifies an API error for metrics: "success", "throttled" or "error".
-func Outcome(err error) string {
-	if err == nil {
-		return "success"
-	}
-	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
-		return "throttled"
-	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ThrottlingException" {
-		return "throttled"
-	}
-	return "error"
 }
 
 // DisableHostPrefix is a client API option that stops the SDK from prefixing the endpoint host

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -53,6 +54,18 @@ const discoverMax = 1000
 // explicitly so that every implementation pages the same way.
 const pageSize = 100
 
+// The Cloud Map operations the source calls, as errors, logs and ecs_sd_aws_api_calls_total name
+// them.
+const (
+	opListNamespaces           = "ListNamespaces"
+	opListServices             = "ListServices"
+	opGetService               = "GetService"
+	opListTagsForResource      = "ListTagsForResource"
+	opDiscoverInstances        = "DiscoverInstances"
+	opListInstances            = "ListInstances"
+	opGetInstancesHealthStatus = "GetInstancesHealthStatus"
+)
+
 // Options configures the source.
 type Options struct {
 	// Namespaces returns the namespace names or ids to discover, every cycle.
@@ -64,7 +77,9 @@ type Options struct {
 	// Concurrency caps the calls in flight (default 8).
 	Concurrency int
 	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Metrics are the metrics every source shares; Registerer receives the source's own.
+	Metrics    *refresh.Metrics
+	Registerer prometheus.Registerer
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -74,16 +89,14 @@ type Source struct {
 	api  API
 	opts Options
 
-	mu           sync.Mutex
-	lastEntries  []string
-	entryNS      map[string][]namespace // last resolution of each configured entry
-	nsServices   map[string][]string    // namespace id -> service ids at its last good listing
-	services     map[string]*serviceState
-	nsAmbiguous  map[string]bool // HTTP names shared by several namespaces
-	skipped      *prometheus.CounterVec
-	targetsGauge *prometheus.GaugeVec
-	unresolved   *prometheus.GaugeVec
-	errorsTotal  *prometheus.CounterVec
+	mu          sync.Mutex
+	lastEntries []string
+	entryNS     map[string][]namespace // last resolution of each configured entry
+	nsServices  map[string][]string    // namespace id -> service ids at its last good listing
+	services    map[string]*serviceState
+	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
+
+	*metrics
 }
 
 type serviceState struct {
@@ -100,43 +113,18 @@ func New(api API, opts Options) *Source {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	if opts.now == nil {
 		opts.now = time.Now
 	}
-	s := &Source{
+	return &Source{
 		api:        api,
 		opts:       opts,
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "ecs_sd_targets_skipped_total",
-			Help:        "Instances or endpoints that gave no target, by reason.",
-			ConstLabels: prometheus.Labels{"source": Name},
-		}, []string{"reason"}),
-		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_cloudmap_targets",
-			Help: "Targets discovered in a Cloud Map namespace.",
-		}, []string{"namespace", "namespace_id"}),
-		unresolved: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_cloudmap_namespace_unresolved",
-			Help: "1 for a configured namespace name or id that matches no Cloud Map namespace.",
-		}, []string{"namespace"}),
-		errorsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_cloudmap_errors_total",
-			Help: "Failed Cloud Map discovery steps, by operation.",
-		}, []string{"operation"}),
+		metrics:    newMetrics(opts.Metrics, opts.Registerer),
 	}
-	for _, r := range []string{reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath} {
-		s.skipped.WithLabelValues(r)
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.skipped, s.targetsGauge, s.unresolved, s.errorsTotal)
-	}
-	return s
 }
 
 // Name implements refresh.Source.
@@ -151,7 +139,6 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		entries = s.lastEntries
 		s.mu.Unlock()
 		if entries == nil {
-			s.errorsTotal.WithLabelValues("ListNamespaceNames").Inc()
 			return nil, fmt.Errorf("read namespace list: %w", err)
 		}
 		s.opts.Logger.Warn("Cannot read the namespace list; using the last one", "namespaces", len(entries), "err", err)
@@ -163,19 +150,13 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	}
 
 	resolved, err := s.resolve(ctx, entries)
-	if err != nil {
-		s.errorsTotal.WithLabelValues("ListNamespaces").Inc()
-		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListNamespaces", "err", err)
-		errs = append(errs, err)
-	}
+	errs = append(errs, err)
 
 	s.targetsGauge.Reset()
 	var out []*targets.Group
 	for _, ns := range resolved {
 		groups, err := s.discoverNamespace(ctx, ns)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err))
-		}
+		errs = append(errs, err)
 		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(groups)))
 		out = append(out, groups...)
 	}
@@ -256,9 +237,25 @@ func (s *Source) resolve(ctx context.Context, entries []string) ([]namespace, er
 	}
 	s.entryNS = entryNS
 	if listErr != nil {
-		return out, fmt.Errorf("list namespaces: %w", listErr)
+		return out, s.failed(opListNamespaces, refresh.Resource{}, listErr)
 	}
 	return out, nil
+}
+
+// failed logs a failed Cloud Map call with attrs and returns it as an error that names its
+// operation and resource.
+func (s *Source) failed(op string, r refresh.Resource, err error, attrs ...any) error {
+	e := &refresh.OpError{Op: op, Resource: r, Err: err}
+	s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", append(e.LogAttrs(), attrs...)...)
+	return e
+}
+
+func namespaceResource(ns namespace) refresh.Resource {
+	return refresh.Resource{Kind: "namespace", Name: ns.Name, ID: ns.ID}
+}
+
+func serviceResource(name, id string) refresh.Resource {
+	return refresh.Resource{Kind: "service", Name: name, ID: id}
 }
 
 func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
@@ -292,10 +289,9 @@ func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 // last good targets; when the services cannot be listed, every service the namespace had keeps
 // its targets.
 func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
-	ids, getErr, err := s.listServices(ctx, ns)
+	summaries, err := s.listServices(ctx, ns)
 	if err != nil {
-		s.errorsTotal.WithLabelValues("ListServices").Inc()
-		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", "ListServices", "namespace", ns.Name, "namespace_id", ns.ID, "err", err)
+		err = s.failed(opListServices, namespaceResource(ns), err)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var out []*targets.Group
@@ -304,8 +300,9 @@ func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*target
 				out = append(out, st.groups...)
 			}
 		}
-		return out, fmt.Errorf("list services: %w", err)
+		return out, err
 	}
+	ids, getErr := s.inNamespace(ctx, ns, summaries)
 
 	results := make([][]*targets.Group, len(ids))
 	errs := make([]error, len(ids))
@@ -323,16 +320,15 @@ func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*target
 	for _, r := range results {
 		out = append(out, r...)
 	}
-	return out, errors.Join(append(errs, getErr)...)
+	if err := errors.Join(append(errs, getErr)...); err != nil {
+		return out, fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err)
+	}
+	return out, nil
 }
 
-// listServices lists the ids of the services of ns. The namespace filter is checked against each
-// service's own namespace id (read once per service with GetService), so the result is right
-// even where the filter is not applied (some emulators return every service). Services that are
-// gone are forgotten. A failed listing returns listErr; services whose namespace could not be
-// read (new ones only: the namespace of a known service is cached) are left out and returned in
-// getErr, to be retried next cycle.
-func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, getErr, listErr error) {
+// listServices lists the services that Cloud Map returns for the namespace filter of ns, every
+// page.
+func (s *Source) listServices(ctx context.Context, ns namespace) ([]types.ServiceSummary, error) {
 	var summaries []types.ServiceSummary
 	p := sd.NewListServicesPaginator(s.api, &sd.ListServicesInput{MaxResults: aws.Int32(pageSize), Filters: []types.ServiceFilter{{
 		Name: types.ServiceFilterNameNamespaceId, Values: []string{ns.ID}, Condition: types.FilterConditionEq,
@@ -340,19 +336,28 @@ func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, 
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		summaries = append(summaries, page.Services...)
 	}
+	return summaries, nil
+}
 
-	var errs []error
+// inNamespace returns the sorted ids of the listed services that are in ns, checked against each
+// service's own namespace id (read once per service with GetService), so the result is right even
+// where the filter is not applied (some emulators return every service), and forgets the
+// services of ns that are gone. Services whose namespace could not be read (new ones only: the
+// namespace of a known service is cached) are left out, with an error, to be retried next cycle.
+func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []types.ServiceSummary) ([]string, error) {
+	var (
+		ids  []string
+		errs []error
+	)
 	for _, sum := range summaries {
 		id := aws.ToString(sum.Id)
 		nsID, err := s.serviceNamespace(ctx, sum)
 		if err != nil {
-			s.errorsTotal.WithLabelValues("GetService").Inc()
-			s.opts.Logger.Error("Cloud Map call failed", "operation", "GetService", "namespace", ns.Name, "service_id", id, "err", err)
-			errs = append(errs, fmt.Errorf("get service %s: %w", id, err))
+			errs = append(errs, s.failed(opGetService, serviceResource(aws.ToString(sum.Name), id), err, "namespace", ns.Name))
 			continue
 		}
 		if nsID == ns.ID {
@@ -368,7 +373,7 @@ func (s *Source) listServices(ctx context.Context, ns namespace) (ids []string, 
 		}
 	}
 	s.nsServices[ns.ID] = ids
-	return ids, errors.Join(errs...), nil
+	return ids, errors.Join(errs...)
 }
 
 func (s *Source) serviceNamespace(ctx context.Context, sum types.ServiceSummary) (string, error) {
@@ -404,26 +409,24 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	ambiguous := s.nsAmbiguous[ns.HTTPName]
 	s.mu.Unlock()
 
-	fail := func(op string, err error) ([]*targets.Group, error) {
-		s.errorsTotal.WithLabelValues(op).Inc()
-		s.opts.Logger.Error("Cloud Map call failed; keeping last-known targets", "operation", op, "namespace", ns.Name, "service", name, "service_id", id, "err", err)
+	keepLast := func(err error) ([]*targets.Group, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return st.groups, fmt.Errorf("service %q (%s): %s: %w", name, id, op, err)
+		return st.groups, err
 	}
 
 	now := s.opts.now()
 	if tags == nil || now.Sub(tagsRead) >= s.opts.TagsRefreshInterval {
 		t, err := s.readTags(ctx, arn)
 		if err != nil {
-			return fail("ListTagsForResource", err)
+			return keepLast(s.failed(opListTagsForResource, serviceResource(name, id), err, "namespace", ns.Name))
 		}
 		tags, tagsRead = t, now
 	}
 
-	insts, op, err := s.instances(ctx, ns, name, id, ambiguous, healthCheck)
+	insts, err := s.instances(ctx, ns, name, id, ambiguous, healthCheck)
 	if err != nil {
-		return fail(op, err)
+		return keepLast(err)
 	}
 
 	svc := service{ID: id, Name: name, ARN: arn, Tags: tags}
@@ -484,8 +487,11 @@ func (s *Source) readTags(ctx context.Context, arn string) (map[string]string, e
 // instances returns every instance of a service with its health: with one DiscoverInstances call
 // when the service has fewer than 1 000 instances and the namespace's HTTP name is its own, else
 // with ListInstances pages (and GetInstancesHealthStatus pages when the service has a health
-// check). It returns the failing operation's name with an error.
-func (s *Source) instances(ctx context.Context, ns namespace, name, id string, ambiguous, healthCheck bool) ([]instance, string, error) {
+// check). A failed call is logged and returned as an error naming the operation and the service.
+func (s *Source) instances(ctx context.Context, ns namespace, name, id string, ambiguous, healthCheck bool) ([]instance, error) {
+	failed := func(op string, err error) ([]instance, error) {
+		return nil, s.failed(op, serviceResource(name, id), err, "namespace", ns.Name)
+	}
 	if !ambiguous {
 		out, err := s.api.DiscoverInstances(ctx, &sd.DiscoverInstancesInput{
 			NamespaceName: aws.String(ns.HTTPName),
@@ -494,14 +500,14 @@ func (s *Source) instances(ctx context.Context, ns namespace, name, id string, a
 			MaxResults:    aws.Int32(discoverMax),
 		})
 		if err != nil {
-			return nil, "DiscoverInstances", err
+			return failed(opDiscoverInstances, err)
 		}
 		if len(out.Instances) < discoverMax {
 			insts := make([]instance, 0, len(out.Instances))
 			for _, i := range out.Instances {
 				insts = append(insts, instance{ID: aws.ToString(i.InstanceId), Attributes: i.Attributes, Health: string(i.HealthStatus)})
 			}
-			return insts, "", nil
+			return insts, nil
 		}
 	}
 	var insts []instance
@@ -509,7 +515,7 @@ func (s *Source) instances(ctx context.Context, ns namespace, name, id string, a
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, "ListInstances", err
+			return failed(opListInstances, err)
 		}
 		for _, i := range page.Instances {
 			insts = append(insts, instance{ID: aws.ToString(i.Id), Attributes: i.Attributes})
@@ -517,16 +523,16 @@ func (s *Source) instances(ctx context.Context, ns namespace, name, id string, a
 	}
 	if !healthCheck {
 		// Without a health check Cloud Map has no health to report: every instance counts.
-		return insts, "", nil
+		return insts, nil
 	}
 	health, err := s.health(ctx, id)
 	if err != nil {
-		return nil, "GetInstancesHealthStatus", err
+		return failed(opGetInstancesHealthStatus, err)
 	}
 	for i := range insts {
 		insts[i].Health = health[insts[i].ID]
 	}
-	return insts, "", nil
+	return insts, nil
 }
 
 func (s *Source) health(ctx context.Context, serviceID string) (map[string]string, error) {

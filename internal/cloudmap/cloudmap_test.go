@@ -1,8 +1,11 @@
 package cloudmap
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -217,18 +221,38 @@ func TestFaultsKeepLastGoodTargets(t *testing.T) {
 	require.Len(t, first, 10)
 	want := addresses(first)
 
-	for _, fault := range []string{
-		"DiscoverInstances/ns-1-srv-001",
-		"ListTagsForResource/ns-2-srv-000",
-		"ListServices/ns-2",
-		"ListNamespaces",
+	// The error and the log line name the failed operation and what it was about.
+	for _, tc := range []struct {
+		fault, text string
+		log         map[string]string
+	}{
+		{"DiscoverInstances/ns-1-srv-001", `namespace "one" (ns-1): service "svc-001" (ns-1-srv-001): DiscoverInstances: injected fault`,
+			map[string]string{"operation": "DiscoverInstances", "namespace": "one", "service": "svc-001", "service_id": "ns-1-srv-001"}},
+		{"ListTagsForResource/ns-2-srv-000", `namespace "two" (ns-2): service "svc-000" (ns-2-srv-000): ListTagsForResource: injected fault`,
+			map[string]string{"operation": "ListTagsForResource", "namespace": "two", "service": "svc-000", "service_id": "ns-2-srv-000"}},
+		{"ListServices/ns-2", `namespace "two" (ns-2): ListServices: injected fault`,
+			map[string]string{"operation": "ListServices", "namespace": "two", "namespace_id": "ns-2"}},
+		{"ListNamespaces", `call ListNamespaces: injected fault`,
+			map[string]string{"operation": "ListNamespaces"}},
 	} {
-		e.api.setFail(fault, errInjected)
+		var logs bytes.Buffer
+		e.src.opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		e.api.setFail(tc.fault, errInjected)
 		e.now = e.now.Add(time.Hour) // make tags stale so they are read
 		groups, err := e.src.Discover(ctx)
-		require.ErrorIs(t, err, errInjected, fault)
-		require.Equal(t, want, addresses(groups), "fault %s must not lose targets", fault)
-		e.api.setFail(fault, nil)
+		require.ErrorIs(t, err, errInjected, tc.fault)
+		require.EqualError(t, err, tc.text)
+		var opErr *refresh.OpError
+		require.ErrorAs(t, err, &opErr)
+		require.Equal(t, tc.log["operation"], opErr.Op)
+		var line map[string]any
+		require.NoError(t, json.Unmarshal(logs.Bytes(), &line), logs.String())
+		require.Equal(t, "Cloud Map call failed; keeping last-known targets", line["msg"])
+		for k, v := range tc.log {
+			require.Equal(t, v, line[k], "log attribute %s of %s", k, tc.fault)
+		}
+		require.Equal(t, want, addresses(groups), "fault %s must not lose targets", tc.fault)
+		e.api.setFail(tc.fault, nil)
 	}
 
 	// A new instance in a healthy service shows up while another service fails.

@@ -3,7 +3,6 @@ package cloudmap
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -163,10 +162,12 @@ func applicationPort(svc service, inst instance) (int, string, error) {
 	return defaultPort, "default", nil
 }
 
+// parsePort parses the port held in what (a service tag or an instance attribute), naming it when
+// the value is not a port number.
 func parsePort(what, v string) (int, error) {
-	p, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, fmt.Errorf("%s=%q is not a port number (1-65535)", what, v)
+	p, err := targets.ParsePort(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%w", what, err)
 	}
 	return p, nil
 }

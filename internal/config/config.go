@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ecs-sd/ecs-sd/internal/ecs"
 )
 
 // Config is every setting of ecs-sd. The YAML keys are the field tags.
@@ -26,7 +28,7 @@ type Config struct {
 	Output           Output           `yaml:"output"`
 	Web              Web              `yaml:"web"`
 	CloudMap         CloudMap         `yaml:"cloudmap"`
-	ECS              ECS              `yaml:"ecs"`
+	ECS              ecs.Config       `yaml:"ecs"`
 	PrometheusConfig PrometheusConfig `yaml:"prometheus_config"`
 }
 
@@ -99,7 +101,7 @@ func Default() Config {
 			NamespacesParameter: defaultNamespacesParam,
 			TagsRefreshInterval: model.Duration(5 * time.Minute),
 		},
-		ECS:              defaultECS(),
+		ECS:              ecs.DefaultConfig(),
 		PrometheusConfig: PrometheusConfig{Enabled: true, Parameter: defaultPrometheusParam, FileName: "prometheus.yaml"},
 	}
 }
@@ -151,7 +153,9 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	return nil
 }
 
-// Validate reports the first setting that cannot work, naming it.
+// Validate reports every setting that cannot work, each named, in a fixed order, and prepares
+// the settings for use (the ECS source's rules are compiled): the one place where settings are
+// checked.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.RefreshInterval <= 0 {
@@ -206,7 +210,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.ECS.Enabled() {
-		errs = append(errs, c.ECS.validate()...)
+		errs = append(errs, c.ECS.Validate())
 	}
 	if !c.CloudMap.Enabled && !c.ECS.Enabled() {
 		errs = append(errs, errors.New("no source enabled: enable cloudmap, or give ecs clusters (or all_clusters)"))

@@ -72,3 +72,30 @@ func TestBadValuesAreNamed(t *testing.T) {
 	require.ErrorContains(t, err, "reload url")
 	require.ErrorContains(t, err, "a/b.json")
 }
+
+func TestEveryBadSettingNamedInAFixedOrder(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+output: {file_name: a/b.json}
+prometheus_config: {reload_url: "localhost:9090"}
+ecs:
+  clusters: [prod]
+  api: {burst: 0}
+  port_names: {pattern: "metrics("}
+  matchers:
+    - {service: web, path: prom}
+`), 0o600))
+	c := Default()
+	require.NoError(t, c.LoadFile(path))
+	err := c.Validate()
+	require.EqualError(t, err, `output file name "a/b.json": must be a plain file name
+prometheus reload url "localhost:9090": must be an http(s) URL
+ecs api burst 0: must be at least 1
+ecs port name pattern "metrics(": error parsing regexp: missing closing ): `+"`^(?:metrics()$`"+`
+ecs matcher 1: no ports
+ecs matcher 1: path "prom" does not start with /`)
+	for range 20 {
+		require.EqualError(t, c.Validate(), err.Error())
+	}
+}

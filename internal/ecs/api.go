@@ -67,22 +67,19 @@ type limits struct {
 	families map[string]*family
 	calls    map[string]*atomic.Int64
 	wait     *prometheus.CounterVec
-	errors   *prometheus.CounterVec
 }
 
-func newLimits(perSecond float64, burst, concurrency int, wait, errors *prometheus.CounterVec) *limits {
-	l := &limits{families: map[string]*family{}, calls: map[string]*atomic.Int64{}, wait: wait, errors: errors}
-	limit := rate.Limit(perSecond)
-	if perSecond <= 0 {
+func newLimits(c APILimits, wait *prometheus.CounterVec) *limits {
+	l := &limits{families: map[string]*family{}, calls: map[string]*atomic.Int64{}, wait: wait}
+	limit := rate.Limit(c.RequestsPerSecond)
+	if c.RequestsPerSecond <= 0 {
 		limit = rate.Inf
 	}
 	for op, name := range operations {
 		l.calls[op] = &atomic.Int64{}
 		if l.families[name] == nil {
-			l.families[name] = &family{name: name, limiter: rate.NewLimiter(limit, burst), slots: make(chan struct{}, concurrency)}
-			wait.WithLabelValues(name)
+			l.families[name] = &family{name: name, limiter: rate.NewLimiter(limit, c.Burst), slots: make(chan struct{}, c.Concurrency)}
 		}
-		errors.WithLabelValues(op)
 	}
 	return l
 }
@@ -103,11 +100,7 @@ func do[T any](ctx context.Context, l *limits, op string, call func() (T, error)
 	}
 	l.wait.WithLabelValues(f.name).Add(time.Since(start).Seconds())
 	l.calls[op].Add(1)
-	out, err := call()
-	if err != nil {
-		l.errors.WithLabelValues(op).Inc()
-	}
-	return out, err
+	return call()
 }
 
 // takeCalls returns the calls per operation since the last takeCalls and starts counting anew.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +17,7 @@ import (
 
 func TestENIAddressFromEveryPlaceAWSPutsIt(t *testing.T) {
 	t.Parallel()
-	rules, err := compileRules(defaultRules())
+	rules, err := compileRules(DefaultConfig())
 	require.NoError(t, err)
 	def := &awstypes.TaskDefinition{Family: aws.String("vpc"), NetworkMode: awstypes.NetworkModeAwsvpc,
 		ContainerDefinitions: []awstypes.ContainerDefinition{containerDef("app", exporterLabels("9100"))}}
@@ -62,7 +63,7 @@ func TestENIAddressFromEveryPlaceAWSPutsIt(t *testing.T) {
 
 func TestDrainingTaskIsNotATarget(t *testing.T) {
 	t.Parallel()
-	rules, err := compileRules(defaultRules())
+	rules, err := compileRules(DefaultConfig())
 	require.NoError(t, err)
 	def := &awstypes.TaskDefinition{Family: aws.String("vpc"), NetworkMode: awstypes.NetworkModeAwsvpc,
 		ContainerDefinitions: []awstypes.ContainerDefinition{containerDef("app", exporterLabels("9100"))}}
@@ -88,8 +89,8 @@ func TestDrainingTaskIsNotATarget(t *testing.T) {
 
 func TestBridgePortRangeBindings(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) {
-		o.Rules.Matchers = []Matcher{{Container: "app", Ports: []int{9003}, Path: "/m"}}
+	e := newTestEnv(t, func(o *Config) {
+		o.Matchers = []Matcher{{Container: "app", Ports: []int{9003}, Path: "/m"}}
 	})
 	e.aws.addCluster("prod", nil)
 	ci := e.aws.addInstance("prod", "i-0abc", "10.0.0.10")
@@ -112,7 +113,7 @@ func TestPassingStateKeepsTargetsThroughThrottling(t *testing.T) {
 	for _, refresh := range []int{10, 0} {
 		t.Run(fmt.Sprintf("task refresh %d min", refresh), func(t *testing.T) {
 			t.Parallel()
-			e := newTestEnv(t, func(o *Options) { o.TaskRefreshInterval = time.Duration(refresh) * time.Minute })
+			e := newTestEnv(t, func(o *Config) { o.TaskRefreshInterval = model.Duration(time.Duration(refresh) * time.Minute) })
 			e.aws.addCluster("prod", nil)
 			ci := e.aws.addInstance("prod", "i-0abc", "10.0.0.10")
 			// A non-essential sidecar that has not started has no bindings on a RUNNING task.
@@ -208,7 +209,7 @@ func TestMissingInstancesAreAskedForAgain(t *testing.T) {
 
 func TestClusterGivenByNameAndARNIsDiscoveredOnce(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters = []string{"prod", clusterARN("prod")} })
+	e := newTestEnv(t, func(o *Config) { o.Clusters = []string{"prod", clusterARN("prod")} })
 	e.aws.addCluster("prod", nil)
 	def := e.aws.addTaskDef("fam", awstypes.NetworkModeAwsvpc, containerDef("app", exporterLabels("9100")))
 	e.aws.runTask(run{cluster: "prod", taskDef: def, launchType: awstypes.LaunchTypeFargate})

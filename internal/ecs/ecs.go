@@ -32,7 +32,6 @@ package ecs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -46,7 +45,9 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -73,29 +74,14 @@ const (
 	cacheCluster           = "cluster"
 )
 
-// Options configures the source.
+// Options are what the source needs beside its Config.
 type Options struct {
-	// Clusters are the names or ARNs of the clusters to discover; AllClusters discovers every
-	// cluster of the region instead.
-	Clusters    []string
-	AllClusters bool
 	// Region is the AWS region, for the __meta_ecs_region label.
 	Region string
-	Rules  Rules
-	// TaskRefreshInterval is how long a task's description (health and last status) is used
-	// before the task is described again; InstanceRefreshInterval the same for container
-	// instances and EC2 instances, MetadataRefreshInterval for services and clusters (tags,
-	// status). 0 means never again.
-	TaskRefreshInterval     time.Duration
-	InstanceRefreshInterval time.Duration
-	MetadataRefreshInterval time.Duration
-	// APIRate is the most calls per second per API family (0: no limit), APIBurst the most at
-	// once after a pause (default 20), APIConcurrency the most in flight per family (default 5).
-	APIRate        float64
-	APIBurst       int
-	APIConcurrency int
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	Logger *slog.Logger
+	// Metrics are the metrics every source shares; Registerer receives the source's own.
+	Metrics    *refresh.Metrics
+	Registerer prometheus.Registerer
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -104,6 +90,7 @@ type Options struct {
 type Source struct {
 	ecs    ECSAPI
 	ec2    EC2API
+	cfg    Config
 	opts   Options
 	rules  compiledRules
 	limits *limits
@@ -119,12 +106,7 @@ type Source struct {
 	services    map[serviceKey]*cached[serviceInfo]
 	warned      map[string]bool // permanent skips already logged
 
-	skipped      *prometheus.CounterVec
-	targetsGauge *prometheus.GaugeVec
-	tasksGauge   *prometheus.GaugeVec
-	cacheHits    *prometheus.CounterVec
-	cacheMisses  *prometheus.CounterVec
-	lastCalls    *prometheus.GaugeVec
+	*metrics
 }
 
 // clusterState is what the source holds for one cluster entry (a name or ARN, as configured or
@@ -149,31 +131,23 @@ type cached[T any] struct {
 }
 
 // fresh reports whether c holds a value read less than ttl ago (any value when ttl is 0).
-func fresh[T any](c *cached[T], ttl time.Duration, now time.Time) bool {
-	return c != nil && (ttl <= 0 || now.Sub(c.read) < ttl)
+func fresh[T any](c *cached[T], ttl model.Duration, now time.Time) bool {
+	return c != nil && (ttl <= 0 || now.Sub(c.read) < time.Duration(ttl))
 }
 
-// New creates the source. It fails when a rule's pattern does not compile.
-func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
-	rules, err := compileRules(opts.Rules)
-	if err != nil {
-		return nil, fmt.Errorf("ecs rules: %w", err)
+// New creates the source from cfg, which Config.Validate has checked and compiled.
+func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error) {
+	if cfg.rules == nil {
+		return nil, errors.New("ecs: the configuration was not validated")
 	}
-	if opts.APIBurst <= 0 {
-		opts.APIBurst = 20
-	}
-	if opts.APIConcurrency <= 0 {
-		opts.APIConcurrency = 5
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
 	if opts.now == nil {
 		opts.now = time.Now
 	}
 	s := &Source{
+		cfg:         cfg,
 		opts:        opts,
-		rules:       rules,
+		rules:       *cfg.rules,
 		clusters:    map[string]*clusterState{},
 		clusterInfo: map[string]*cached[clusterInfo]{},
 		taskDefs:    map[string]*awstypes.TaskDefinition{},
@@ -181,58 +155,11 @@ func New(ecsAPI ECSAPI, ec2API EC2API, opts Options) (*Source, error) {
 		instances:   map[string]*cached[ec2Instance]{},
 		services:    map[serviceKey]*cached[serviceInfo]{},
 		warned:      map[string]bool{},
-		// The same metric as the Cloud Map source's, told apart by the source label: name, help
-		// and labels must stay identical for both to register.
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "ecs_sd_targets_skipped_total",
-			Help:        "Instances or endpoints that gave no target, by reason.",
-			ConstLabels: prometheus.Labels{"source": Name},
-		}, []string{"reason"}),
-		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_targets",
-			Help: "Targets discovered in an ECS cluster.",
-		}, []string{"cluster"}),
-		tasksGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_tasks",
-			Help: "Tasks of an ECS cluster whose desired status is RUNNING, at the last listing.",
-		}, []string{"cluster"}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_ecs_cache_hits_total",
-			Help: "Resources a refresh needed and found fresh in the source's cache (no AWS call), by cache.",
-		}, []string{"cache"}),
-		cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_ecs_cache_misses_total",
-			Help: "Resources a refresh needed and had to read from AWS, by cache.",
-		}, []string{"cache"}),
-		lastCalls: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_ecs_api_calls_last_refresh",
-			Help: "AWS API calls made by the last ECS refresh, by operation.",
-		}, []string{"operation"}),
+		metrics:     newMetrics(opts.Metrics, opts.Registerer),
 	}
-	wait := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_ecs_api_wait_seconds_total",
-		Help: "Time ECS discovery calls waited for the client-side rate limit and concurrency cap, by API family.",
-	}, []string{"family"})
-	errorsTotal := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_ecs_errors_total",
-		Help: "Failed ECS discovery calls (after the SDK's retries), by operation.",
-	}, []string{"operation"})
-	s.limits = newLimits(opts.APIRate, opts.APIBurst, opts.APIConcurrency, wait, errorsTotal)
+	s.limits = newLimits(cfg.API, s.wait)
 	s.ecs = limitedECS{api: ecsAPI, l: s.limits}
 	s.ec2 = limitedEC2{api: ec2API, l: s.limits}
-	for _, r := range skipReasons {
-		s.skipped.WithLabelValues(r)
-	}
-	for _, c := range []string{cacheTask, cacheTaskDefinition, cacheContainerInstance, cacheEC2Instance, cacheService, cacheCluster} {
-		s.cacheHits.WithLabelValues(c)
-		s.cacheMisses.WithLabelValues(c)
-	}
-	for op := range operations {
-		s.lastCalls.WithLabelValues(op)
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.skipped, s.targetsGauge, s.tasksGauge, s.cacheHits, s.cacheMisses, s.lastCalls, wait, errorsTotal)
-	}
 	return s, nil
 }
 
@@ -285,7 +212,6 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		out = append(out, run.state.groups...)
 	}
 	s.evict()
-	targets.Sort(out)
 	return out, errors.Join(errs...)
 }
 
@@ -298,16 +224,17 @@ func (s *Source) publishCalls() {
 // clusterEntries returns the clusters to discover: the configured ones, or every cluster of the
 // region. When the clusters cannot be listed it returns the last list with the error.
 func (s *Source) clusterEntries(ctx context.Context) ([]string, error) {
-	if !s.opts.AllClusters {
-		return s.opts.Clusters, nil
+	if !s.cfg.AllClusters {
+		return s.cfg.Clusters, nil
 	}
 	var arns []string
 	p := awsecs.NewListClustersPaginator(s.ecs, &awsecs.ListClustersInput{MaxResults: aws.Int32(pageSize)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			s.opts.Logger.Error("Cannot list ECS clusters; using the last list", "clusters", len(s.lastEntries), "err", err)
-			return s.lastEntries, fmt.Errorf("list clusters: %w", err)
+			e := &refresh.OpError{Op: opListClusters, Err: err}
+			s.opts.Logger.Error("Cannot list ECS clusters; using the last list", append(e.LogAttrs(), "clusters", len(s.lastEntries))...)
+			return s.lastEntries, e
 		}
 		arns = append(arns, page.ClusterArns...)
 	}
@@ -393,20 +320,28 @@ func batches(cluster string, keys []string, size int) []batch {
 	return out
 }
 
-// failed logs a failed call and returns its error, naming the cluster.
-func (s *Source) failed(op, cluster string, err error) error {
-	s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", "operation", op, "cluster", cluster, "err", err)
-	if cluster == "" {
-		return fmt.Errorf("call %s: %w", op, err)
+// failed logs a failed call about r and returns it as an error that names its operation and
+// resource.
+func (s *Source) failed(op string, r refresh.Resource, err error) error {
+	e := &refresh.OpError{Op: op, Resource: r, Err: err}
+	s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", e.LogAttrs()...)
+	return e
+}
+
+// clusterResource is the resource of a call about one cluster; "" (a call about several) gives
+// none.
+func clusterResource(entry string) refresh.Resource {
+	if entry == "" {
+		return refresh.Resource{}
 	}
-	return fmt.Errorf("cluster %q: %s: %w", cluster, op, err)
+	return refresh.Resource{Kind: "cluster", Name: entry}
 }
 
 // readClusters describes the clusters whose name, ARN and tags are not fresh.
 func (s *Source) readClusters(ctx context.Context, entries []string, now time.Time) error {
 	var due []string
 	for _, e := range entries {
-		ok := fresh(s.clusterInfo[e], s.opts.MetadataRefreshInterval, now)
+		ok := fresh(s.clusterInfo[e], s.cfg.MetadataRefreshInterval, now)
 		s.hit(cacheCluster, ok)
 		if !ok {
 			due = append(due, e)
@@ -415,7 +350,7 @@ func (s *Source) readClusters(ctx context.Context, entries []string, now time.Ti
 	return parallel(batches("", due, describeClustersMax), func(b batch) error {
 		out, err := s.ecs.DescribeClusters(ctx, &awsecs.DescribeClustersInput{Clusters: b.keys, Include: []awstypes.ClusterField{awstypes.ClusterFieldTags}})
 		if err != nil {
-			return s.failed(opDescribeClusters, "", err)
+			return s.failed(opDescribeClusters, refresh.Resource{}, err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
@@ -446,7 +381,7 @@ func (s *Source) listTasks(ctx context.Context, runs []*clusterRun, now time.Tim
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				run.listErr = s.failed(opListTasks, run.entry, err)
+				run.listErr = s.failed(opListTasks, clusterResource(run.entry), err)
 				return run.listErr
 			}
 			arns = append(arns, page.TaskArns...)
@@ -462,7 +397,7 @@ func (s *Source) listTasks(ctx context.Context, runs []*clusterRun, now time.Tim
 		for _, arn := range run.listed {
 			listed[arn] = true
 			ts := run.state.tasks[arn]
-			ok := ts != nil && !ts.retry && (s.opts.TaskRefreshInterval <= 0 || now.Sub(ts.described) < s.opts.TaskRefreshInterval)
+			ok := ts != nil && !ts.retry && (s.cfg.TaskRefreshInterval <= 0 || now.Sub(ts.described) < time.Duration(s.cfg.TaskRefreshInterval))
 			s.hit(cacheTask, ok)
 			if !ok {
 				run.due = append(run.due, arn)
@@ -486,7 +421,7 @@ func (s *Source) describeTasks(ctx context.Context, runs []*clusterRun, now time
 			Cluster: aws.String(b.cluster), Tasks: b.keys, Include: []awstypes.TaskField{awstypes.TaskFieldTags},
 		})
 		if err != nil {
-			return s.failed(opDescribeTasks, b.cluster, err)
+			return s.failed(opDescribeTasks, clusterResource(b.cluster), err)
 		}
 		got := map[string]awstypes.Task{}
 		for _, t := range out.Tasks {
@@ -541,8 +476,7 @@ func (s *Source) readTaskDefinitions(ctx context.Context, runs []*clusterRun) er
 	return parallel(due, func(arn string) error {
 		out, err := s.ecs.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(arn)})
 		if err != nil {
-			s.opts.Logger.Warn("ECS discovery call failed; keeping last-known data", "operation", opDescribeTaskDefinition, "task_definition", arn, "err", err)
-			return fmt.Errorf("task definition %s: %s: %w", arn, opDescribeTaskDefinition, err)
+			return s.failed(opDescribeTaskDefinition, refresh.Resource{Kind: "task_definition", Name: arn}, err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
@@ -567,7 +501,7 @@ func (s *Source) readContainerInstances(ctx context.Context, runs []*clusterRun,
 	for cluster, arns := range need {
 		var due []string
 		for _, arn := range slices.Sorted(maps.Keys(arns)) {
-			ok := fresh(s.ciEC2[arn], s.opts.InstanceRefreshInterval, now)
+			ok := fresh(s.ciEC2[arn], s.cfg.InstanceRefreshInterval, now)
 			s.hit(cacheContainerInstance, ok)
 			if !ok {
 				due = append(due, arn)
@@ -578,7 +512,7 @@ func (s *Source) readContainerInstances(ctx context.Context, runs []*clusterRun,
 	return parallel(all, func(b batch) error {
 		out, err := s.ecs.DescribeContainerInstances(ctx, &awsecs.DescribeContainerInstancesInput{Cluster: aws.String(b.cluster), ContainerInstances: b.keys})
 		if err != nil {
-			return s.failed(opDescribeContainerInstances, b.cluster, err)
+			return s.failed(opDescribeContainerInstances, clusterResource(b.cluster), err)
 		}
 		for _, f := range out.Failures {
 			s.opts.Logger.Warn("ECS container instance not described; its tasks keep their last targets", "cluster", b.cluster,
@@ -612,7 +546,7 @@ func (s *Source) readInstances(ctx context.Context, runs []*clusterRun, now time
 	})
 	var due []string
 	for _, id := range slices.Sorted(maps.Keys(need)) {
-		ok := fresh(s.instances[id], s.opts.InstanceRefreshInterval, now)
+		ok := fresh(s.instances[id], s.cfg.InstanceRefreshInterval, now)
 		s.hit(cacheEC2Instance, ok)
 		if !ok {
 			due = append(due, id)
@@ -626,7 +560,7 @@ func (s *Source) readInstances(ctx context.Context, runs []*clusterRun, now time
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return s.failed(opDescribeInstances, "", err)
+				return s.failed(opDescribeInstances, refresh.Resource{}, err)
 			}
 			for _, r := range page.Reservations {
 				for _, i := range r.Instances {
@@ -679,7 +613,7 @@ func (s *Source) readServices(ctx context.Context, runs []*clusterRun, now time.
 	for cluster, names := range need {
 		var due []string
 		for _, name := range slices.Sorted(maps.Keys(names)) {
-			ok := fresh(s.services[serviceKey{cluster, name}], s.opts.MetadataRefreshInterval, now)
+			ok := fresh(s.services[serviceKey{cluster, name}], s.cfg.MetadataRefreshInterval, now)
 			s.hit(cacheService, ok)
 			if !ok {
 				due = append(due, name)
@@ -692,7 +626,7 @@ func (s *Source) readServices(ctx context.Context, runs []*clusterRun, now time.
 			Cluster: aws.String(b.cluster), Services: b.keys, Include: []awstypes.ServiceField{awstypes.ServiceFieldTags},
 		})
 		if err != nil {
-			return s.failed(opDescribeServices, b.cluster, err)
+			return s.failed(opDescribeServices, clusterResource(b.cluster), err)
 		}
 		s.cacheMu.Lock()
 		defer s.cacheMu.Unlock()
@@ -762,7 +696,7 @@ func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 		ts := run.state.tasks[arn]
 		f, missing := s.facts(run.entry, &ts.task)
 		if missing != "" {
-			s.opts.Logger.Debug("Task keeps its last targets: unreadable "+missing, "cluster", run.entry, "task", arn, "targets", len(ts.groups))
+			s.opts.Logger.Debug("Task keeps its last targets: a resource it needs could not be read", "unreadable", missing, "cluster", run.entry, "task", arn, "targets", len(ts.groups))
 			out = append(out, ts.groups...)
 			continue
 		}

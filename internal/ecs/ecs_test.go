@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,16 +15,22 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
-// defaultRules are the rules with ecs-sd's default settings.
-func defaultRules() Rules {
-	return Rules{
-		DockerLabels: DockerLabels{Enabled: true, Port: "PROMETHEUS_EXPORTER_PORT", Path: "PROMETHEUS_EXPORTER_PATH",
-			Scheme: "PROMETHEUS_EXPORTER_SCHEME", Job: "PROMETHEUS_EXPORTER_JOB_NAME"},
-		PortNames: PortNames{Enabled: true, Pattern: "metrics(-.+)?", Path: "/metrics"},
+// testConfig is ecs-sd's default configuration of the source for clusters, with no client-side
+// rate limit, mutated by mutate (when not nil) and validated.
+func testConfig(t testing.TB, clusters []string, mutate func(*Config)) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Clusters = clusters
+	cfg.API.RequestsPerSecond = 0
+	if mutate != nil {
+		mutate(&cfg)
 	}
+	require.NoError(t, cfg.Validate())
+	return cfg
 }
 
 func containerDef(name string, labels map[string]string, ports ...awstypes.PortMapping) awstypes.ContainerDefinition {
@@ -54,23 +61,14 @@ type testEnv struct {
 	instances int // container instances seeded so far
 }
 
-func newTestEnv(t testing.TB, mutate func(*Options)) *testEnv {
+func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{aws: newFakeAWS(), reg: prometheus.NewRegistry(), now: time.Unix(1_700_000_000, 0)}
-	opts := Options{
-		Clusters:                []string{"prod"},
-		Region:                  fakeRegion,
-		Rules:                   defaultRules(),
-		TaskRefreshInterval:     10 * time.Minute,
-		InstanceRefreshInterval: time.Hour,
-		MetadataRefreshInterval: 5 * time.Minute,
-		Registerer:              e.reg,
-		now:                     func() time.Time { return e.now },
-	}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	src, err := New(e.aws, e.aws, opts)
+	src, err := New(e.aws, e.aws, testConfig(t, []string{"prod"}, mutate), Options{
+		Region:     fakeRegion,
+		Registerer: e.reg,
+		now:        func() time.Time { return e.now },
+	})
 	require.NoError(t, err)
 	e.src = src
 	return e
@@ -83,8 +81,12 @@ func (e *testEnv) discover(t testing.TB) []*targets.Group {
 	return groups
 }
 
-// endpoints renders groups as "address/path" (with "scheme://" when a scheme is set).
+// endpoints renders groups as "address/path" (with "scheme://" when a scheme is set), in the
+// order targets.Sort gives (the source returns them in no particular order; the loop sorts the
+// merged list).
 func endpoints(groups []*targets.Group) []string {
+	groups = slices.Clone(groups)
+	targets.Sort(groups)
 	out := []string{}
 	for _, g := range groups {
 		s := g.Address() + string(g.Labels[targets.LabelMetricsPath])
@@ -124,7 +126,7 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 		mode  awstypes.NetworkMode
 		defs  []awstypes.ContainerDefinition
 		run   run
-		rules func(*Rules)
+		rules func(*Config)
 		want  []string
 		skips []string
 	}{
@@ -159,14 +161,14 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 			want: []string{"10.0.0.10:32769/metrics", "10.0.0.10:32770/metrics", "10.0.0.10:32771/metrics"}},
 		{name: "port names off", mode: awstypes.NetworkModeAwsvpc,
 			defs:  []awstypes.ContainerDefinition{containerDef("app", nil, portMap(9100, 0, "metrics"))},
-			rules: func(r *Rules) { r.PortNames.Enabled = false }, want: []string{}},
+			rules: func(r *Config) { r.PortNames.Enabled = false }, want: []string{}},
 		{name: "docker labels off", mode: awstypes.NetworkModeAwsvpc,
 			defs:  []awstypes.ContainerDefinition{containerDef("app", exporterLabels("9100"))},
-			rules: func(r *Rules) { r.DockerLabels.Enabled = false }, want: []string{}},
+			rules: func(r *Config) { r.DockerLabels.Enabled = false }, want: []string{}},
 		{name: "other label convention", mode: awstypes.NetworkModeAwsvpc,
 			defs: []awstypes.ContainerDefinition{containerDef("app", withLabels("ECS_PROMETHEUS_EXPORTER_PORT", "9404", "PROMETHEUS_EXPORTER_PORT", "1"))},
-			rules: func(r *Rules) {
-				r.DockerLabels.Port = "ECS_PROMETHEUS_EXPORTER_PORT"
+			rules: func(r *Config) {
+				r.DockerLabels.PortLabel = "ECS_PROMETHEUS_EXPORTER_PORT"
 			},
 			want: []string{"10.1.0.2:9404/metrics"}},
 		{name: "docker label and port name on one endpoint give one target", mode: awstypes.NetworkModeAwsvpc,
@@ -175,17 +177,17 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 		{name: "matcher on service and ports", mode: awstypes.NetworkModeAwsvpc,
 			defs: []awstypes.ContainerDefinition{containerDef("app", nil, portMap(8080, 0, ""), portMap(9090, 0, ""))},
 			run:  run{group: "service:web-api"},
-			rules: func(r *Rules) {
+			rules: func(r *Config) {
 				r.Matchers = []Matcher{{Service: "web-.*", Ports: []int{9090, 7777}, Path: "/prom"}}
 			},
 			want: []string{"10.1.0.2:9090/prom"}},
 		{name: "matcher on service ignores standalone tasks", mode: awstypes.NetworkModeAwsvpc,
 			defs:  []awstypes.ContainerDefinition{containerDef("app", nil, portMap(9090, 0, ""))},
-			rules: func(r *Rules) { r.Matchers = []Matcher{{Service: ".*", Ports: []int{9090}}} },
+			rules: func(r *Config) { r.Matchers = []Matcher{{Service: ".*", Ports: []int{9090}}} },
 			want:  []string{}},
 		{name: "matcher on family and container", mode: awstypes.NetworkModeAwsvpc,
 			defs: []awstypes.ContainerDefinition{containerDef("app", nil, portMap(9090, 0, "")), containerDef("sidecar", nil, portMap(9091, 0, ""))},
-			rules: func(r *Rules) {
+			rules: func(r *Config) {
 				r.Matchers = []Matcher{{TaskDefinition: "fam", Container: "side.*", Ports: []int{9090, 9091}, Scheme: "https", Job: "sidecars"}}
 			},
 			want: []string{"https://10.1.0.2:9091/metrics"}},
@@ -218,11 +220,7 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newTestEnv(t, func(o *Options) {
-				if tc.rules != nil {
-					tc.rules(&o.Rules)
-				}
-			})
+			e := newTestEnv(t, tc.rules)
 			e.aws.addCluster("prod", nil)
 			r := tc.run
 			r.cluster, r.taskDef = "prod", e.aws.addTaskDef("fam", tc.mode, tc.defs...)
@@ -317,7 +315,7 @@ func (e *testEnv) seed(cluster string, n int) []string {
 
 func TestSteadyStateCallsOnlyListTasks(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters = []string{"alpha", clusterARN("beta")} })
+	e := newTestEnv(t, func(o *Config) { o.Clusters = []string{"alpha", clusterARN("beta")} })
 	alpha := e.seed("alpha", 250)
 	e.seed("beta", 30)
 
@@ -414,18 +412,28 @@ func TestTasksComeAndGo(t *testing.T) {
 
 func TestFaultsKeepLastGoodTargets(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters = []string{"alpha", "beta"} })
+	e := newTestEnv(t, func(o *Config) { o.Clusters = []string{"alpha", "beta"} })
 	e.seed("alpha", 20)
 	e.seed("beta", 20)
 	ctx := context.Background()
 	want := endpoints(e.discover(t))
 	require.Len(t, want, 40)
 
-	for _, fault := range []string{"ListTasks/beta", "DescribeServices/alpha", "DescribeClusters", "DescribeInstances"} {
+	// The error names the failed operation and the cluster it was about.
+	for fault, text := range map[string]string{
+		"ListTasks/beta":         `cluster "beta": ListTasks: injected fault`,
+		"DescribeServices/alpha": `cluster "alpha": DescribeServices: injected fault`,
+		"DescribeClusters":       `call DescribeClusters: injected fault`,
+		"DescribeInstances":      `call DescribeInstances: injected fault`,
+	} {
 		e.aws.setFail(fault, errInjected)
 		e.now = e.now.Add(2 * time.Hour) // every cache is stale
 		groups, err := e.src.Discover(ctx)
 		require.ErrorIs(t, err, errInjected, fault)
+		require.EqualError(t, err, text)
+		var opErr *refresh.OpError
+		require.ErrorAs(t, err, &opErr)
+		require.Equal(t, strings.Split(fault, "/")[0], opErr.Op)
 		require.Equal(t, want, endpoints(groups), "fault %s must not lose targets", fault)
 		e.aws.setFail(fault, nil)
 	}
@@ -457,7 +465,7 @@ func TestFaultsKeepLastGoodTargets(t *testing.T) {
 
 func TestDescribeTasksKeepsOnlyAskedTasks(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters = []string{"alpha"} })
+	e := newTestEnv(t, func(o *Config) { o.Clusters = []string{"alpha"} })
 	e.aws.looseTasks = true
 	e.seed("alpha", 4)
 	e.seed("beta", 6)
@@ -466,7 +474,7 @@ func TestDescribeTasksKeepsOnlyAskedTasks(t *testing.T) {
 
 func TestAllClusters(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters, o.AllClusters = nil, true })
+	e := newTestEnv(t, func(o *Config) { o.Clusters, o.AllClusters = nil, true })
 	for i := range 120 {
 		e.aws.addCluster(fmt.Sprintf("empty-%03d", i), nil)
 	}
@@ -491,7 +499,7 @@ func TestAllClusters(t *testing.T) {
 
 func TestNoClusterListYet(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.Clusters, o.AllClusters = nil, true })
+	e := newTestEnv(t, func(o *Config) { o.Clusters, o.AllClusters = nil, true })
 	e.aws.setFail("ListClusters", errInjected)
 	groups, err := e.src.Discover(context.Background())
 	require.ErrorIs(t, err, errInjected)
@@ -500,7 +508,7 @@ func TestNoClusterListYet(t *testing.T) {
 
 func TestClientSideLimits(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, func(o *Options) { o.APIRate, o.APIBurst, o.APIConcurrency = 50, 1, 2 })
+	e := newTestEnv(t, func(o *Config) { o.API = APILimits{RequestsPerSecond: 50, Burst: 1, Concurrency: 2} })
 	e.aws.delay = 5 * time.Millisecond
 	e.aws.addCluster("prod", nil)
 	for i := range 11 {
@@ -517,20 +525,37 @@ func TestClientSideLimits(t *testing.T) {
 
 func TestBadRulesAreRejected(t *testing.T) {
 	t.Parallel()
-	rules := defaultRules()
-	rules.PortNames.Pattern = "metrics("
-	rules.Matchers = []Matcher{{Service: "[", Path: "nope", Scheme: "ftp"}, {Ports: []int{70000}}}
-	_, err := New(newFakeAWS(), newFakeAWS(), Options{Rules: rules})
+	cfg := DefaultConfig()
+	cfg.Clusters = []string{"prod"}
+	cfg.PortNames.Pattern = "metrics("
+	cfg.Matchers = []Matcher{{Service: "[", Path: "nope", Scheme: "ftp"}, {Ports: []int{70000}}}
+	cfg.TaskRefreshInterval, cfg.InstanceRefreshInterval, cfg.MetadataRefreshInterval = model.Duration(-time.Minute), model.Duration(-time.Hour), model.Duration(-time.Second)
+	err := cfg.Validate()
 	require.Error(t, err)
 	for _, want := range []string{"port name pattern", "matcher 1", "service pattern", "no ports", `path "nope"`, "ftp", "matcher 2", "70000"} {
 		require.ErrorContains(t, err, want)
 	}
 	require.False(t, strings.Contains(err.Error(), "matcher 3"))
+	require.Equal(t, `ecs task refresh interval -1m: must not be negative
+ecs instance refresh interval -1h: must not be negative
+ecs metadata refresh interval -1s: must not be negative
+ecs port name pattern "metrics(": error parsing regexp: missing closing ): `+"`^(?:metrics()$`"+`
+ecs matcher 1: service pattern "[": error parsing regexp: missing closing ]: `+"`[)$`"+`
+ecs matcher 1: no ports
+ecs matcher 1: path "nope" does not start with /
+ecs matcher 1: scheme "ftp" is neither http nor https
+ecs matcher 2: port 70000 is not a port number (1-65535)`, err.Error(), "every bad setting named, in a fixed order")
+	for range 20 {
+		require.EqualError(t, cfg.Validate(), err.Error(), "the same errors in the same order every time")
+	}
+
+	_, err = New(newFakeAWS(), newFakeAWS(), cfg, Options{})
+	require.ErrorContains(t, err, "not validated", "New takes only a validated configuration")
 }
 
 func TestIPv6OnlyTask(t *testing.T) {
 	t.Parallel()
-	rules, err := compileRules(defaultRules())
+	rules, err := compileRules(DefaultConfig())
 	require.NoError(t, err)
 	def := &awstypes.TaskDefinition{Family: aws.String("v6"), NetworkMode: awstypes.NetworkModeAwsvpc,
 		ContainerDefinitions: []awstypes.ContainerDefinition{containerDef("app", exporterLabels("9100"))}}

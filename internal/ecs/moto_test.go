@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -78,23 +77,15 @@ func newMotoCluster(t testing.TB, cluster string, tags map[string]string, third 
 
 // source returns an ECS source for clusters that calls AWS through the proxy, with the default
 // rules and no client-side rate limit.
-func (e *motoEnv) source(t testing.TB, clusters []string, mutate func(*Options)) *Source {
+func (e *motoEnv) source(t testing.TB, clusters []string, mutate func(*Config)) *Source {
 	t.Helper()
 	cfg := e.proxy.Config(t)
-	opts := Options{
-		Clusters:                clusters,
-		Region:                  testenv.Region,
-		Rules:                   defaultRules(),
-		TaskRefreshInterval:     10 * time.Minute,
-		InstanceRefreshInterval: time.Hour,
-		MetadataRefreshInterval: 5 * time.Minute,
-		APIConcurrency:          8,
-		Registerer:              prometheus.NewRegistry(),
-	}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	src, err := New(awsclient.ECS(cfg), awsclient.EC2(cfg), opts)
+	src, err := New(awsclient.ECS(cfg), awsclient.EC2(cfg), testConfig(t, clusters, func(c *Config) {
+		c.API.Concurrency = 8
+		if mutate != nil {
+			mutate(c)
+		}
+	}), Options{Region: testenv.Region, Registerer: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	return src
 }
@@ -241,8 +232,8 @@ func TestMotoRules(t *testing.T) {
 	otel := e.f.RunTask(t, &awsecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: &otelDef, LaunchType: ecstypes.LaunchTypeFargate, NetworkConfiguration: n.AWSVPC()})[0]
 
 	// Default rules and a matcher.
-	src := e.source(t, []string{cluster}, func(o *Options) {
-		o.Rules.Matchers = []Matcher{{Service: "api-.*", Ports: []int{9090}, Path: "/prom", Job: "api"}}
+	src := e.source(t, []string{cluster}, func(o *Config) {
+		o.Matchers = []Matcher{{Service: "api-.*", Ports: []int{9090}, Path: "/prom", Job: "api"}}
 	})
 	groups, err := src.Discover(t.Context())
 	require.NoError(t, err)
@@ -264,9 +255,9 @@ func TestMotoRules(t *testing.T) {
 	require.NotContains(t, got, aws.ToString(otel.TaskArn), "the OpenTelemetry label names are not the default")
 
 	// The OpenTelemetry / CloudWatch-agent docker-label convention, by configuration.
-	otelSrc := e.source(t, []string{cluster}, func(o *Options) {
-		o.Rules.DockerLabels.Port, o.Rules.DockerLabels.Path = "ECS_PROMETHEUS_EXPORTER_PORT", "ECS_PROMETHEUS_METRICS_PATH"
-		o.Rules.PortNames.Enabled = false
+	otelSrc := e.source(t, []string{cluster}, func(o *Config) {
+		o.DockerLabels.PortLabel, o.DockerLabels.PathLabel = "ECS_PROMETHEUS_EXPORTER_PORT", "ECS_PROMETHEUS_METRICS_PATH"
+		o.PortNames.Enabled = false
 	})
 	groups, err = otelSrc.Discover(t.Context())
 	require.NoError(t, err)
@@ -433,7 +424,7 @@ func TestMotoAllClusters(t *testing.T) {
 		e.f.CreateCluster(t, c, nil)
 		e.f.RunTask(t, &awsecs.RunTaskInput{Cluster: aws.String(c), TaskDefinition: &def, LaunchType: ecstypes.LaunchTypeFargate, NetworkConfiguration: n.AWSVPC()})
 	}
-	src := e.source(t, nil, func(o *Options) { o.AllClusters = true })
+	src := e.source(t, nil, func(o *Config) { o.AllClusters = true })
 	groups, err := src.Discover(t.Context())
 	require.NoError(t, err)
 	var clusters []string

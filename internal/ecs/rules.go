@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,39 +12,6 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
-// Rules say which containers are targets. Each rule can be turned off; several can match one
-// container, and each match is one endpoint (container port, path, scheme).
-type Rules struct {
-	DockerLabels DockerLabels
-	PortNames    PortNames
-	Matchers     []Matcher
-}
-
-// DockerLabels makes a target of every container whose definition carries the Port docker label
-// (a container port); the other labels, when set, give its metrics path, scheme and job.
-type DockerLabels struct {
-	Enabled                 bool
-	Port, Path, Scheme, Job string
-}
-
-// PortNames makes a target of every port mapping whose name matches Pattern (a regular
-// expression matched against the whole name), scraped at Path.
-type PortNames struct {
-	Enabled bool
-	Pattern string
-	Path    string
-}
-
-// Matcher makes targets of the listed container ports of the containers it matches: those of
-// tasks in a service whose name matches Service, of a task definition whose family matches
-// TaskDefinition, with a name that matches Container. Patterns match whole names; an empty one
-// matches everything, but Service matches service tasks only.
-type Matcher struct {
-	Service, TaskDefinition, Container string
-	Ports                              []int
-	Path, Scheme, Job                  string
-}
-
 // Rule names, in the __meta_ecs_rules label.
 const (
 	ruleDockerLabels = "docker_labels"
@@ -53,7 +19,8 @@ const (
 	ruleMatchers     = "matchers"
 )
 
-// compiledRules are Rules with their patterns compiled.
+// compiledRules are the rules of a Config with their patterns compiled and their defaults
+// applied.
 type compiledRules struct {
 	dockerLabels DockerLabels
 	portNames    *regexp.Regexp // nil when the rule is off
@@ -78,39 +45,41 @@ func anchored(what, pattern string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-func compileRules(r Rules) (compiledRules, error) {
+// compileRules compiles the rules of r, reporting every setting that cannot work (a pattern that
+// does not compile, a matcher without ports, a path without /, a scheme other than http and
+// https), each named, in a fixed order.
+func compileRules(r Config) (compiledRules, error) {
 	c := compiledRules{dockerLabels: r.DockerLabels, portPath: r.PortNames.Path}
 	var errs []error
-	if r.DockerLabels.Enabled && r.DockerLabels.Port == "" {
-		errs = append(errs, errors.New("docker labels: the port label name is empty"))
+	if r.DockerLabels.Enabled && r.DockerLabels.PortLabel == "" {
+		errs = append(errs, errors.New("ecs docker labels: the port label name is empty"))
 	}
 	if r.PortNames.Enabled {
-		re, err := anchored("port name", r.PortNames.Pattern)
+		re, err := anchored("ecs port name", r.PortNames.Pattern)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
 		case re == nil:
-			errs = append(errs, errors.New("port names: the pattern is empty"))
+			errs = append(errs, errors.New("ecs port names: the pattern is empty"))
 		}
 		c.portNames = re
 		if c.portPath == "" {
 			c.portPath = targets.DefaultMetricsPath
 		}
 		if !strings.HasPrefix(c.portPath, "/") {
-			errs = append(errs, fmt.Errorf("port names: path %q does not start with /", c.portPath))
+			errs = append(errs, fmt.Errorf("ecs port names: path %q does not start with /", c.portPath))
 		}
 	}
 	for i, m := range r.Matchers {
-		cm, err := compileMatcher(m)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("matcher %d: %w", i+1, err))
-		}
+		cm, merrs := compileMatcher(i+1, m)
+		errs = append(errs, merrs...)
 		c.matchers = append(c.matchers, cm)
 	}
 	return c, errors.Join(errs...)
 }
 
-func compileMatcher(m Matcher) (compiledMatcher, error) {
+// compileMatcher compiles m; every error names the matcher by its place in the list (from 1).
+func compileMatcher(i int, m Matcher) (compiledMatcher, []error) {
 	cm := compiledMatcher{Matcher: m}
 	if cm.Path == "" {
 		cm.Path = targets.DefaultMetricsPath
@@ -121,15 +90,17 @@ func compileMatcher(m Matcher) (compiledMatcher, error) {
 		re            **regexp.Regexp
 	}{{"service", m.Service, &cm.service}, {"task definition", m.TaskDefinition, &cm.taskDefinition}, {"container", m.Container, &cm.container}} {
 		re, err := anchored(p.what, p.pattern)
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		*p.re = re
 	}
 	if len(m.Ports) == 0 {
 		errs = append(errs, errors.New("no ports"))
 	}
 	for _, p := range m.Ports {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("port %d is not a port number (1-65535)", p))
+		if err := targets.CheckPort(p); err != nil {
+			errs = append(errs, fmt.Errorf("port %w", err))
 		}
 	}
 	if !strings.HasPrefix(cm.Path, "/") {
@@ -138,7 +109,10 @@ func compileMatcher(m Matcher) (compiledMatcher, error) {
 	if err := checkScheme(m.Scheme); err != nil {
 		errs = append(errs, err)
 	}
-	return cm, errors.Join(errs...)
+	for j, err := range errs {
+		errs[j] = fmt.Errorf("ecs matcher %d: %w", i, err)
+	}
+	return cm, errs
 }
 
 func checkScheme(s string) error {
@@ -205,29 +179,29 @@ func (r compiledRules) endpoints(def awstypes.ContainerDefinition, service, fami
 // no port label.
 func (r compiledRules) dockerLabelEndpoint(labels map[string]string) (endpoint, *skip, bool) {
 	dl := r.dockerLabels
-	v, ok := labels[dl.Port]
+	v, ok := labels[dl.PortLabel]
 	if !ok {
 		return endpoint{}, nil, false
 	}
-	port, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || port < 1 || port > 65535 {
-		return endpoint{}, &skip{reason: reasonBadPort, detail: fmt.Sprintf("docker label %s=%q is not a port number (1-65535)", dl.Port, v)}, false
+	port, err := targets.ParsePort(v)
+	if err != nil {
+		return endpoint{}, &skip{reason: reasonBadPort, detail: fmt.Sprintf("docker label %s=%v", dl.PortLabel, err)}, false
 	}
 	ep := endpoint{port: int32(port), path: targets.DefaultMetricsPath, rule: ruleDockerLabels}
-	if p, ok := labels[dl.Path]; ok && dl.Path != "" {
+	if p, ok := labels[dl.PathLabel]; ok && dl.PathLabel != "" {
 		if !strings.HasPrefix(p, "/") {
-			return endpoint{}, &skip{reason: reasonBadPath, detail: fmt.Sprintf("docker label %s=%q does not start with /", dl.Path, p)}, false
+			return endpoint{}, &skip{reason: reasonBadPath, detail: fmt.Sprintf("docker label %s=%q does not start with /", dl.PathLabel, p)}, false
 		}
 		ep.path = p
 	}
-	if s, ok := labels[dl.Scheme]; ok && dl.Scheme != "" {
+	if s, ok := labels[dl.SchemeLabel]; ok && dl.SchemeLabel != "" {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if err := checkScheme(s); err != nil {
-			return endpoint{}, &skip{reason: reasonBadScheme, detail: fmt.Sprintf("docker label %s: %v", dl.Scheme, err)}, false
+			return endpoint{}, &skip{reason: reasonBadScheme, detail: fmt.Sprintf("docker label %s: %v", dl.SchemeLabel, err)}, false
 		}
 		ep.scheme = s
 	}
-	if j, ok := labels[dl.Job]; ok && dl.Job != "" {
+	if j, ok := labels[dl.JobLabel]; ok && dl.JobLabel != "" {
 		ep.job = j
 	}
 	return ep, nil, true
@@ -247,11 +221,4 @@ func portMapping(def awstypes.ContainerDefinition, port int32) *awstypes.PortMap
 		}
 	}
 	return nil
-}
-
-// Check reports every setting of r that cannot work (a pattern that does not compile, a matcher
-// without ports, a path without /, a scheme other than http and https).
-func (r Rules) Check() error {
-	_, err := compileRules(r)
-	return err
 }

@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/atomicfile"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -30,23 +32,16 @@ type Sink struct {
 
 // New prepares the sink for path, reading or creating the file.
 func New(path string, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	s := &Sink{path: path, logger: logger, writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_file_writes_total",
-		Help: "Updates of the file_sd file, by outcome (written, unchanged, error).",
-	}, []string{"outcome"})}
-	for _, o := range []string{"written", "unchanged", "error"} {
-		s.writes.WithLabelValues(o)
-	}
-	if reg != nil {
-		reg.MustRegister(s.writes)
-	}
+	logger = refresh.LoggerOrDiscard(logger)
+	s := &Sink{path: path, logger: logger, writes: newWrites(reg)}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := s.write([]*targets.Group{}); err != nil {
+		empty, err := targets.NewSnapshot(nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.write(empty.JSON, 0); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -64,22 +59,27 @@ func New(path string, logger *slog.Logger, reg prometheus.Registerer) (*Sink, er
 // Name implements refresh.Sink.
 func (s *Sink) Name() string { return "file_sd" }
 
-// Update implements refresh.Sink.
-func (s *Sink) Update(_ context.Context, groups []*targets.Group, complete bool) error {
+// Update implements refresh.Sink. It writes the snapshot's rendered list as it is, unless
+// baseline targets must be kept beside it (until the first complete discovery).
+func (s *Sink) Update(_ context.Context, snap targets.Snapshot, complete bool) error {
 	if complete {
 		s.baseline = nil
-	} else if len(s.baseline) > 0 {
-		groups = withBaseline(groups, s.baseline)
 	}
-	return s.write(groups)
+	data, n := snap.JSON, len(snap.Groups)
+	if kept := lacking(snap.Groups, s.baseline); len(kept) > 0 {
+		groups := append(slices.Clone(snap.Groups), kept...)
+		var err error
+		if data, err = targets.Marshal(groups); err != nil {
+			s.writes.WithLabelValues("error").Inc()
+			return err
+		}
+		n = len(groups)
+	}
+	return s.write(data, n)
 }
 
-func (s *Sink) write(groups []*targets.Group) error {
-	data, err := targets.Marshal(groups)
-	if err != nil {
-		s.writes.WithLabelValues("error").Inc()
-		return err
-	}
+// write writes data, the rendered list of n targets.
+func (s *Sink) write(data []byte, n int) error {
 	changed, err := atomicfile.Write(s.path, data, 0o644)
 	switch {
 	case err != nil:
@@ -87,20 +87,23 @@ func (s *Sink) write(groups []*targets.Group) error {
 		return err
 	case changed:
 		s.writes.WithLabelValues("written").Inc()
-		s.logger.Info("Wrote file_sd file", "file", s.path, "targets", len(groups))
+		s.logger.Info("Wrote file_sd file", "file", s.path, "targets", n)
 	default:
 		s.writes.WithLabelValues("unchanged").Inc()
 	}
 	return nil
 }
 
-// withBaseline adds to groups every baseline group whose endpoint groups lack.
-func withBaseline(groups, baseline []*targets.Group) []*targets.Group {
+// lacking returns the baseline groups whose endpoints groups lack.
+func lacking(groups, baseline []*targets.Group) []*targets.Group {
+	if len(baseline) == 0 {
+		return nil
+	}
 	have := make(map[string]bool, len(groups))
 	for _, g := range groups {
 		have[g.Key()] = true
 	}
-	out := append([]*targets.Group(nil), groups...)
+	var out []*targets.Group
 	for _, g := range baseline {
 		if !have[g.Key()] {
 			out = append(out, g)

@@ -18,6 +18,18 @@ func g(addr string) *targets.Group {
 	return &targets.Group{Targets: []string{addr}, Labels: model.LabelSet{"__metrics_path__": "/metrics"}}
 }
 
+// snap is the snapshot of the targets at addrs.
+func snap(t *testing.T, addrs ...string) targets.Snapshot {
+	t.Helper()
+	var groups []*targets.Group
+	for _, a := range addrs {
+		groups = append(groups, g(a))
+	}
+	s, err := targets.NewSnapshot(groups)
+	require.NoError(t, err)
+	return s
+}
+
 func read(t *testing.T, path string) []string {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -53,17 +65,21 @@ func TestIncompleteDiscoveryNeverShrinksAnEarlierFile(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	require.NoError(t, s.Update(ctx, []*targets.Group{g("10.0.0.2:80"), g("10.0.0.3:80")}, false))
+	require.NoError(t, s.Update(ctx, snap(t, "10.0.0.2:80", "10.0.0.3:80"), false))
 	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}, read(t, path))
 
-	require.NoError(t, s.Update(ctx, []*targets.Group{g("10.0.0.3:80")}, true))
+	complete := snap(t, "10.0.0.3:80")
+	require.NoError(t, s.Update(ctx, complete, true))
 	require.Equal(t, []string{"10.0.0.3:80"}, read(t, path))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, string(complete.JSON), string(data), "the snapshot's bytes, as rendered")
 
 	// After a complete discovery the earlier file no longer counts.
-	require.NoError(t, s.Update(ctx, []*targets.Group{g("10.0.0.4:80")}, false))
+	require.NoError(t, s.Update(ctx, snap(t, "10.0.0.4:80"), false))
 	require.Equal(t, []string{"10.0.0.4:80"}, read(t, path))
 
-	require.NoError(t, s.Update(ctx, []*targets.Group{g("10.0.0.4:80")}, true))
+	require.NoError(t, s.Update(ctx, snap(t, "10.0.0.4:80"), true))
 	require.Equal(t, 3.0, testutil.ToFloat64(s.writes.WithLabelValues("written")))
 	require.Equal(t, 1.0, testutil.ToFloat64(s.writes.WithLabelValues("unchanged")))
 }

@@ -26,14 +26,11 @@ func New() *Handler {
 // Name implements refresh.Sink.
 func (h *Handler) Name() string { return "http_sd" }
 
-// Update implements refresh.Sink. Prometheus's http_sd has no file to protect, so the list is
-// served as discovered, complete or not.
-func (h *Handler) Update(_ context.Context, groups []*targets.Group, _ bool) error {
-	data, err := targets.Marshal(groups)
-	if err != nil {
-		return err
-	}
-	h.body.Store(&data)
+// Update implements refresh.Sink: the snapshot's rendered list is served from now on.
+// Prometheus's http_sd has no file to protect, so the list is served as discovered, complete or
+// not.
+func (h *Handler) Update(_ context.Context, snap targets.Snapshot, _ bool) error {
+	h.body.Store(&snap.JSON)
 	return nil
 }
 

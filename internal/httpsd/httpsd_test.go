@@ -35,7 +35,9 @@ func TestHandlerServesLastSnapshot(t *testing.T) {
 	require.Equal(t, "[]\n", body)
 
 	groups := []*targets.Group{{Targets: []string{"10.0.0.1:3000"}, Labels: model.LabelSet{"service": "web"}}}
-	require.NoError(t, h.Update(context.Background(), groups, false))
+	snap, err := targets.NewSnapshot(groups)
+	require.NoError(t, err)
+	require.NoError(t, h.Update(context.Background(), snap, false))
 	want, err := targets.Marshal(groups)
 	require.NoError(t, err)
 	_, _, body = get(t, srv.URL)

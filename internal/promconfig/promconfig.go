@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/atomicfile"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
 )
 
@@ -37,8 +38,7 @@ type Syncer struct {
 	opts          Options
 	reloadPending bool
 	missingWarned bool
-	reloads       *prometheus.CounterVec
-	updates       prometheus.Counter
+	metrics
 }
 
 // New creates a Syncer.
@@ -46,33 +46,14 @@ func New(api ssmparam.API, opts Options) *Syncer {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	s := &Syncer{
-		api:  api,
-		opts: opts,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_prometheus_reloads_total",
-			Help: "Reload requests sent to Prometheus, by outcome.",
-		}, []string{"outcome"}),
-		updates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ecs_sd_prometheus_config_updates_total",
-			Help: "Times the Prometheus configuration file was rewritten from its SSM parameter.",
-		}),
-	}
-	s.reloads.WithLabelValues("success")
-	s.reloads.WithLabelValues("error")
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.reloads, s.updates)
-	}
-	return s
+	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
+	return &Syncer{api: api, opts: opts, metrics: newMetrics(opts.Registerer)}
 }
 
-// Name implements refresh.Task.
+// Name implements refresh.Job.
 func (s *Syncer) Name() string { return "prometheus_config" }
 
-// Run implements refresh.Task: read the parameter, rewrite the file when it differs, reload.
+// Run implements refresh.Job: read the parameter, rewrite the file when it differs, reload.
 // A missing parameter is a warning (logged once until it appears), never an empty file.
 func (s *Syncer) Run(ctx context.Context) error {
 	value, err := ssmparam.Get(ctx, s.api, s.opts.Parameter)

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -32,16 +30,16 @@ type Source interface {
 	Discover(ctx context.Context) ([]*targets.Group, error)
 }
 
-// Sink receives the merged target list after every cycle. complete is false until every source
-// has had one fully successful cycle.
+// Sink receives the merged target list after every cycle, sorted and rendered once for every
+// sink. complete is false until every source has had one fully successful cycle.
 type Sink interface {
 	Name() string
-	Update(ctx context.Context, groups []*targets.Group, complete bool) error
+	Update(ctx context.Context, snap targets.Snapshot, complete bool) error
 }
 
-// Task is periodic work that runs once per cycle beside discovery (the Prometheus
-// configuration sync).
-type Task interface {
+// Job is periodic work that runs once per cycle beside discovery (the Prometheus configuration
+// sync). It is not an ECS task.
+type Job interface {
 	Name() string
 	Run(ctx context.Context) error
 }
@@ -54,10 +52,10 @@ type Options struct {
 	Timeout time.Duration
 	Sources []Source
 	Sinks   []Sink
-	Tasks   []Task
+	Jobs    []Job
 	Logger  *slog.Logger
-	// Registerer receives the loop's metrics; nil means none are registered.
-	Registerer prometheus.Registerer
+	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
+	Metrics *Metrics
 }
 
 // Loop is the discovery cycle.
@@ -69,66 +67,25 @@ type Loop struct {
 	succeeded map[string]bool             // sources that had a fully successful cycle
 	ready     bool
 
-	duration    *prometheus.HistogramVec
-	failures    *prometheus.CounterVec
-	targetCount *prometheus.GaugeVec
-	lastSuccess *prometheus.GaugeVec
-	sinkErrors  *prometheus.CounterVec
-	taskErrors  *prometheus.CounterVec
+	metrics *Metrics
 }
 
 // New builds a loop.
 func New(opts Options) *Loop {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = LoggerOrDiscard(opts.Logger)
 	if opts.Timeout <= 0 {
 		opts.Timeout = max(2*opts.Interval, time.Minute)
 	}
-	l := &Loop{
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	opts.Metrics.initLabels(opts)
+	return &Loop{
 		opts:      opts,
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ecs_sd_refresh_duration_seconds",
-			Help:    "Duration of one discovery by a source.",
-			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"source"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_refresh_failures_total",
-			Help: "Discoveries by a source that ended with an error (in full or in part).",
-		}, []string{"source"}),
-		targetCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_targets",
-			Help: "Targets currently held for a source.",
-		}, []string{"source"}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecs_sd_last_success_timestamp_seconds",
-			Help: "Time of the last discovery by a source that ended without error.",
-		}, []string{"source"}),
-		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_output_failures_total",
-			Help: "Failed updates of an output.",
-		}, []string{"output"}),
-		taskErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecs_sd_task_failures_total",
-			Help: "Failed runs of a periodic task.",
-		}, []string{"task"}),
+		metrics:   opts.Metrics,
 	}
-	for _, s := range opts.Sources {
-		l.failures.WithLabelValues(s.Name())
-		l.targetCount.WithLabelValues(s.Name())
-	}
-	for _, s := range opts.Sinks {
-		l.sinkErrors.WithLabelValues(s.Name())
-	}
-	for _, t := range opts.Tasks {
-		l.taskErrors.WithLabelValues(t.Name())
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(l.duration, l.failures, l.targetCount, l.lastSuccess, l.sinkErrors, l.taskErrors)
-	}
-	return l
 }
 
 // Ready reports whether every source has returned live targets at least once.
@@ -153,7 +110,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce runs one cycle: tasks and sources concurrently, then the sinks. It returns every error
+// RunOnce runs one cycle: jobs and sources concurrently, then the sinks. It returns every error
 // met, joined; the sinks are updated all the same.
 func (l *Loop) RunOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
@@ -163,22 +120,22 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		err    error
 	}
 	results := make([]result, len(l.opts.Sources))
-	taskErrs := make([]error, len(l.opts.Tasks))
+	jobErrs := make([]error, len(l.opts.Jobs))
 	var wg sync.WaitGroup
 	for i, s := range l.opts.Sources {
 		wg.Go(func() {
 			start := time.Now()
 			groups, err := s.Discover(ctx)
-			l.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
+			l.metrics.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
 			results[i] = result{groups, err}
 		})
 	}
-	for i, t := range l.opts.Tasks {
+	for i, j := range l.opts.Jobs {
 		wg.Go(func() {
-			if err := t.Run(ctx); err != nil {
-				l.taskErrors.WithLabelValues(t.Name()).Inc()
-				l.opts.Logger.Error("Periodic task failed", "task", t.Name(), "err", err)
-				taskErrs[i] = fmt.Errorf("%s: %w", t.Name(), err)
+			if err := j.Run(ctx); err != nil {
+				l.metrics.jobFailures.WithLabelValues(j.Name()).Inc()
+				l.opts.Logger.Error("Periodic job failed", "job", j.Name(), "err", err)
+				jobErrs[i] = fmt.Errorf("%s: %w", j.Name(), err)
 			}
 		})
 	}
@@ -194,12 +151,12 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		case r.err == nil:
 			l.last[name] = r.groups
 			l.succeeded[name] = true
-			l.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+			l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
 		case r.groups != nil:
 			l.last[name] = r.groups
 		}
 		if r.err != nil {
-			l.failures.WithLabelValues(name).Inc()
+			l.metrics.failures.WithLabelValues(name).Inc()
 			errs = append(errs, fmt.Errorf("source %s: %w", name, r.err))
 			if r.groups != nil {
 				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
@@ -210,7 +167,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		if _, ok := l.last[name]; !ok {
 			live = false
 		}
-		l.targetCount.WithLabelValues(name).Set(float64(len(l.last[name])))
+		l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
 	}
 	complete := len(l.succeeded) == len(l.opts.Sources)
 	bySource := make(map[string][]*targets.Group, len(l.last))
@@ -219,10 +176,14 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 
-	merged := targets.Merge(bySource)
+	snap, err := targets.NewSnapshot(targets.Merge(bySource))
+	if err != nil { // label sets always encode; the outputs keep what they have
+		l.opts.Logger.Error("Cannot render the target list", "err", err)
+		return errors.Join(append(errs, err)...)
+	}
 	for _, sink := range l.opts.Sinks {
-		if err := sink.Update(ctx, merged, complete); err != nil {
-			l.sinkErrors.WithLabelValues(sink.Name()).Inc()
+		if err := sink.Update(ctx, snap, complete); err != nil {
+			l.metrics.outputFailures.WithLabelValues(sink.Name()).Inc()
 			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
 			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
 		}
@@ -230,12 +191,12 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	if live {
 		l.mu.Lock()
 		if !l.ready {
-			l.opts.Logger.Info("First discovery done", "targets", len(merged))
+			l.opts.Logger.Info("First discovery done", "targets", len(snap.Groups))
 		}
 		l.ready = true
 		l.mu.Unlock()
 	}
-	for _, err := range taskErrs {
+	for _, err := range jobErrs {
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -43,16 +43,16 @@ func (s *scriptedSource) Discover(context.Context) ([]*targets.Group, error) {
 
 type recordingSink struct {
 	mu       sync.Mutex
-	updates  [][]*targets.Group
+	updates  []targets.Snapshot
 	complete []bool
 }
 
 func (s *recordingSink) Name() string { return "recording" }
 
-func (s *recordingSink) Update(_ context.Context, groups []*targets.Group, complete bool) error {
+func (s *recordingSink) Update(_ context.Context, snap targets.Snapshot, complete bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.updates = append(s.updates, groups)
+	s.updates = append(s.updates, snap)
 	s.complete = append(s.complete, complete)
 	return nil
 }
@@ -60,7 +60,13 @@ func (s *recordingSink) Update(_ context.Context, groups []*targets.Group, compl
 func (s *recordingSink) last() ([]*targets.Group, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updates[len(s.updates)-1], s.complete[len(s.complete)-1]
+	return s.updates[len(s.updates)-1].Groups, s.complete[len(s.complete)-1]
+}
+
+func (s *recordingSink) lastSnapshot() targets.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.updates[len(s.updates)-1]
 }
 
 func group(addr string) *targets.Group {
@@ -78,9 +84,9 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 		{groups: []*targets.Group{group("10.0.0.2:80")}, err: errBoom}, // partial: use what it vouches for
 	}}
 	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
-	sink := &recordingSink{}
+	sink, other := &recordingSink{}, &recordingSink{}
 	reg := prometheus.NewRegistry()
-	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink}, Registerer: reg})
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{sink, other}, Metrics: NewMetrics(reg)})
 	ctx := context.Background()
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
@@ -94,6 +100,11 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.Len(t, groups, 2)
 	require.True(t, complete)
 	require.True(t, l.Ready())
+	snap := sink.lastSnapshot()
+	want, err := targets.Marshal(groups)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(snap.JSON), "the list, rendered")
+	require.Same(t, &snap.JSON[0], &other.lastSnapshot().JSON[0], "rendered once: every sink gets the same bytes")
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
 	groups, _ = sink.last()
@@ -103,9 +114,9 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	groups, _ = sink.last()
 	require.Equal(t, []string{"10.0.0.2:80", "10.0.1.1:80"}, addrs(groups))
 
-	require.Equal(t, 3.0, testutil.ToFloat64(l.failures.WithLabelValues("a")))
-	require.Equal(t, 0.0, testutil.ToFloat64(l.failures.WithLabelValues("b")))
-	require.Equal(t, 1.0, testutil.ToFloat64(l.targetCount.WithLabelValues("a")))
+	require.Equal(t, 3.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("a")))
+	require.Equal(t, 0.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("b")))
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.targets.WithLabelValues("a")))
 }
 
 func addrs(groups []*targets.Group) []string {
@@ -116,14 +127,14 @@ func addrs(groups []*targets.Group) []string {
 	return out
 }
 
-type countingTask struct {
+type countingJob struct {
 	mu  sync.Mutex
 	n   int
 	err error
 }
 
-func (c *countingTask) Name() string { return "count" }
-func (c *countingTask) Run(context.Context) error {
+func (c *countingJob) Name() string { return "count" }
+func (c *countingJob) Run(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
@@ -134,20 +145,20 @@ func TestRunStartsAtOnceAndStops(t *testing.T) {
 	t.Parallel()
 	src := &scriptedSource{name: "a", steps: []step{{groups: []*targets.Group{group("10.0.0.1:80")}}}}
 	sink := &recordingSink{}
-	task := &countingTask{err: errBoom}
-	l := New(Options{Interval: 20 * time.Millisecond, Sources: []Source{src}, Sinks: []Sink{sink}, Tasks: []Task{task}})
+	job := &countingJob{err: errBoom}
+	l := New(Options{Interval: 20 * time.Millisecond, Sources: []Source{src}, Sinks: []Sink{sink}, Jobs: []Job{job}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
 	require.Eventually(t, func() bool {
-		task.mu.Lock()
-		defer task.mu.Unlock()
-		return task.n >= 3
+		job.mu.Lock()
+		defer job.mu.Unlock()
+		return job.n >= 3
 	}, 5*time.Second, 5*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	require.True(t, l.Ready(), "a failing task does not hold readiness back")
-	require.GreaterOrEqual(t, testutil.ToFloat64(l.taskErrors.WithLabelValues("count")), 3.0)
+	require.True(t, l.Ready(), "a failing job does not hold readiness back")
+	require.GreaterOrEqual(t, testutil.ToFloat64(l.metrics.jobFailures.WithLabelValues("count")), 3.0)
 }
 
 type hangingSource struct{}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -60,6 +61,27 @@ func (g *Group) Key() string {
 	return scheme + "://" + g.Address() + path
 }
 
+// CheckPort returns an error unless p is a port number a target can have (1-65535). The error
+// starts with p, so that "port " + err reads as a sentence.
+func CheckPort(p int) error {
+	if p < 1 || p > 65535 {
+		return fmt.Errorf("%d %s", p, notAPort)
+	}
+	return nil
+}
+
+// ParsePort parses a port number (1-65535); spaces around it are ignored. The error starts with
+// v, quoted, so that "service tag METRICS_PORT=" + err reads as a sentence.
+func ParsePort(v string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || CheckPort(p) != nil {
+		return 0, fmt.Errorf("%q %s", v, notAPort)
+	}
+	return p, nil
+}
+
+const notAPort = "is not a port number (1-65535)"
+
 // JoinHostPort formats ip and port as a target address; IPv6 addresses are bracketed.
 func JoinHostPort(ip string, port int) string {
 	return net.JoinHostPort(ip, fmt.Sprint(port))
@@ -95,12 +117,37 @@ func Sort(groups []*Group) {
 	}
 }
 
+// Snapshot is one cycle's target list, sorted and rendered once for every output.
+type Snapshot struct {
+	Groups []*Group // sorted
+	// JSON is Groups as the file_sd and http_sd list (see Marshal). Outputs share it and must
+	// not modify it.
+	JSON []byte
+}
+
+// NewSnapshot sorts groups in place and renders them.
+func NewSnapshot(groups []*Group) (Snapshot, error) {
+	if groups == nil {
+		groups = []*Group{}
+	}
+	Sort(groups)
+	data, err := encode(groups)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Groups: groups, JSON: data}, nil
+}
+
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
-// an empty list is "[]".
+// an empty list is "[]". groups is left as it is.
 func Marshal(groups []*Group) ([]byte, error) {
 	sorted := make([]*Group, len(groups))
 	copy(sorted, groups)
 	Sort(sorted)
+	return encode(sorted)
+}
+
+func encode(sorted []*Group) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -121,8 +168,9 @@ func Unmarshal(data []byte) ([]*Group, error) {
 }
 
 // Merge combines the groups of several sources into one list in which every endpoint (Key) appears
-// once. When two sources found the same endpoint, the labels of both are kept (the earlier source
-// wins a conflict on a label name) and LabelSource lists every source that found it.
+// once. When two sources found the same endpoint, the labels of both are kept (the earlier source,
+// by name, wins a conflict on a label name) and LabelSource lists every source that found it. The
+// list is in no particular order: NewSnapshot sorts it, once.
 func Merge(bySource map[string][]*Group) []*Group {
 	names := make([]string, 0, len(bySource))
 	for name := range bySource {
@@ -151,6 +199,5 @@ func Merge(bySource map[string][]*Group) []*Group {
 			out = append(out, c)
 		}
 	}
-	Sort(out)
 	return out
 }

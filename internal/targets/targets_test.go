@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -62,6 +63,7 @@ func TestMergeDeduplicatesEndpoints(t *testing.T) {
 		{Targets: []string{"10.0.0.1:3000"}, Labels: model.LabelSet{"__metrics_path__": "/other"}},
 	}
 	out := Merge(map[string][]*Group{"cloudmap": cm, "ecs": ecs})
+	Sort(out)
 	require.Len(t, out, 3)
 	require.Equal(t, "http://10.0.0.1:3000/metrics", out[0].Key())
 	require.Equal(t, model.LabelValue(",cloudmap,ecs,"), out[0].Labels[LabelSource])
@@ -71,4 +73,37 @@ func TestMergeDeduplicatesEndpoints(t *testing.T) {
 	require.Equal(t, model.LabelValue(",cloudmap,"), out[2].Labels[LabelSource])
 	// Inputs are not modified.
 	require.NotContains(t, cm[0].Labels, model.LabelName(LabelSource))
+}
+
+func TestParsePort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"1": 1, " 9100 ": 9100, "65535": 65535} {
+		p, err := ParsePort(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, p)
+	}
+	for _, in := range []string{"", "0", "65536", "-1", "http", "80.5"} {
+		_, err := ParsePort(in)
+		require.EqualError(t, err, fmt.Sprintf("%q is not a port number (1-65535)", in))
+	}
+	require.NoError(t, CheckPort(65535))
+	require.EqualError(t, CheckPort(0), "0 is not a port number (1-65535)")
+}
+
+func TestSnapshotSortsAndRendersOnce(t *testing.T) {
+	t.Parallel()
+	a := &Group{Targets: []string{"10.0.0.2:80"}, Labels: model.LabelSet{"b": "2"}}
+	b := &Group{Targets: []string{"10.0.0.1:80"}, Labels: model.LabelSet{"z": "1"}}
+	groups := []*Group{a, b}
+	snap, err := NewSnapshot(groups)
+	require.NoError(t, err)
+	require.Equal(t, []*Group{b, a}, snap.Groups, "sorted")
+	want, err := Marshal([]*Group{a, b})
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(snap.JSON), "rendered as Marshal renders")
+
+	empty, err := NewSnapshot(nil)
+	require.NoError(t, err)
+	require.Equal(t, "[]\n", string(empty.JSON))
+	require.NotNil(t, empty.Groups)
 }

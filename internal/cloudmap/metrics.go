@@ -1,0 +1,34 @@
+package cloudmap
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
+)
+
+// metrics are the Cloud Map source's metrics: its child of the shared skipped-targets counter,
+// and its own per-namespace gauges. Failed calls are counted by ecs_sd_aws_api_calls_total and
+// failed discoveries by ecs_sd_refresh_failures_total.
+type metrics struct {
+	skipped      *prometheus.CounterVec // by reason
+	targetsGauge *prometheus.GaugeVec
+	unresolved   *prometheus.GaugeVec
+}
+
+func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		skipped: shared.Skipped(Name, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath),
+		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_cloudmap_targets",
+			Help: "Targets discovered in a Cloud Map namespace.",
+		}, []string{"namespace", "namespace_id"}),
+		unresolved: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_cloudmap_namespace_unresolved",
+			Help: "1 for a configured namespace name or id that matches no Cloud Map namespace.",
+		}, []string{"namespace"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.targetsGauge, m.unresolved)
+	}
+	return m
+}

@@ -1,0 +1,84 @@
+package refresh
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the discovery cycle's metrics, among them the ones every source shares, told apart
+// by their source label. Each is defined here once (as Prometheus's discovery/metrics_refresh.go
+// does): the loop fills in the per-source ones, and a source gets its curried child of the
+// skipped-targets counter from Skipped.
+type Metrics struct {
+	duration       *prometheus.HistogramVec
+	failures       *prometheus.CounterVec
+	targets        *prometheus.GaugeVec
+	lastSuccess    *prometheus.GaugeVec
+	skipped        *prometheus.CounterVec
+	outputFailures *prometheus.CounterVec
+	jobFailures    *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg; with a nil reg they are not
+// registered (tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ecs_sd_refresh_duration_seconds",
+			Help:    "Duration of one discovery by a source.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"source"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_refresh_failures_total",
+			Help: "Discoveries by a source that ended with an error (in full or in part).",
+		}, []string{"source"}),
+		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_targets",
+			Help: "Targets currently held for a source.",
+		}, []string{"source"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_last_success_timestamp_seconds",
+			Help: "Time of the last discovery by a source that ended without error.",
+		}, []string{"source"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_targets_skipped_total",
+			Help: "Instances or endpoints that gave no target, by source and reason.",
+		}, []string{"source", "reason"}),
+		outputFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_output_failures_total",
+			Help: "Failed updates of an output.",
+		}, []string{"output"}),
+		jobFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_job_failures_total",
+			Help: "Failed runs of a periodic job, by name.",
+		}, []string{"name"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.duration, m.failures, m.targets, m.lastSuccess, m.skipped, m.outputFailures, m.jobFailures)
+	}
+	return m
+}
+
+// initLabels starts the series of every source, output and job at 0.
+func (m *Metrics) initLabels(opts Options) {
+	for _, s := range opts.Sources {
+		m.failures.WithLabelValues(s.Name())
+		m.targets.WithLabelValues(s.Name())
+	}
+	for _, s := range opts.Sinks {
+		m.outputFailures.WithLabelValues(s.Name())
+	}
+	for _, j := range opts.Jobs {
+		m.jobFailures.WithLabelValues(j.Name())
+	}
+}
+
+// Skipped returns source's child of ecs_sd_targets_skipped_total, labelled by reason, with every
+// reason given at 0. A nil *Metrics gives an unregistered counter (tests).
+func (m *Metrics) Skipped(source string, reasons ...string) *prometheus.CounterVec {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	c := m.skipped.MustCurryWith(prometheus.Labels{"source": source})
+	for _, r := range reasons {
+		c.WithLabelValues(r)
+	}
+	return c
+}
