@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -129,90 +128,6 @@ func TestCloudFormationTemplatePassesCfnLint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cfn-lint %s found problems (%v):\n%s%s", templatePath, err, stdout, stderr)
 	}
-}
-
-// cfn is a CloudFormation template read from YAML, short-form intrinsics (!Ref, !Sub, ...) turned
-// into their long form ({"Ref": ...}, {"Fn::Sub": ...}), as cfn-flip does.
-type cfn map[string]any
-
-func loadTemplate(t *testing.T) cfn {
-	t.Helper()
-	data, err := os.ReadFile(templatePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
-	}
-	v, err := fromYAML(doc.Content[0])
-	if err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
-	}
-	return v.(map[string]any)
-}
-
-// fromYAML converts a YAML node to plain Go values, intrinsic function tags included.
-func fromYAML(n *yaml.Node) (any, error) {
-	var v any
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i < len(n.Content); i += 2 {
-			val, err := fromYAML(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[n.Content[i].Value] = val
-		}
-		v = m
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			val, err := fromYAML(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, val)
-		}
-		v = s
-	case yaml.ScalarNode:
-		if strings.HasPrefix(n.Tag, "!!") || n.Tag == "" {
-			if err := n.Decode(&v); err != nil {
-				return nil, err
-			}
-		} else {
-			v = n.Value
-		}
-	case yaml.AliasNode:
-		return fromYAML(n.Alias)
-	default:
-		return nil, fmt.Errorf("line %d: unexpected YAML node kind %v", n.Line, n.Kind)
-	}
-	if !strings.HasPrefix(n.Tag, "!") || strings.HasPrefix(n.Tag, "!!") {
-		return v, nil
-	}
-	fn := strings.TrimPrefix(n.Tag, "!")
-	switch fn {
-	case "Ref", "Condition":
-		return map[string]any{fn: v}, nil
-	case "GetAtt":
-		if s, ok := v.(string); ok {
-			resource, attribute, _ := strings.Cut(s, ".")
-			v = []any{resource, attribute}
-		}
-	}
-	return map[string]any{"Fn::" + fn: v}, nil
-}
-
-// resource returns the Properties of a resource of the template, failing when it is missing.
-func (c cfn) resource(t *testing.T, name string) map[string]any {
-	t.Helper()
-	r, ok := c["Resources"].(map[string]any)[name].(map[string]any)
-	if !ok {
-		t.Fatalf("template has no resource %s", name)
-	}
-	return r["Properties"].(map[string]any)
 }
 
 // cfnPrometheusConfig returns the Prometheus configuration of the template's SSM parameter with
@@ -479,11 +394,16 @@ func TestTaskDefinitionsRegisterOnMoto(t *testing.T) {
 }
 
 // lowerKeys turns CloudFormation property names (ContainerPort) into the API's (containerPort).
+// The keys of docker labels and log driver options are data, kept as they are.
 func lowerKeys(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
+			if k == "DockerLabels" || k == "Options" {
+				out[strings.ToLower(k[:1])+k[1:]] = val
+				continue
+			}
 			if !strings.HasPrefix(k, "Fn::") && k != "Ref" {
 				k = strings.ToLower(k[:1]) + k[1:]
 			}
@@ -543,6 +463,8 @@ func normalize(v any) any {
 func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 	t.Parallel()
 	c := loadTemplate(t)
+	// The JSON task definitions are those of a stack with the default parameters.
+	s := newStack(t, c, "ecs-sd", nil)
 	for resource, file := range map[string]string{
 		"PrometheusTaskDefinition":   "task-definitions/prometheus.json",
 		"WebAppTaskDefinition":       "task-definitions/webapp.json",
@@ -557,7 +479,7 @@ func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 			if err := json.Unmarshal(data, &fromJSON); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			fromCFN := lowerKeys(c.resource(t, resource)).(map[string]any)
+			fromCFN := lowerKeys(s.conditional(c.resource(t, resource))).(map[string]any)
 			for _, key := range []string{"family", "networkMode", "pidMode", "requiresCompatibilities", "volumes"} {
 				if a, b := normalize(fromCFN[key]), normalize(fromJSON[key]); !reflect.DeepEqual(a, b) {
 					t.Errorf("%s: template %v, %s %v", key, a, file, b)
@@ -571,7 +493,7 @@ func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 			for i := range cfnContainers {
 				a, b := cfnContainers[i].(map[string]any), jsonContainers[i].(map[string]any)
 				for _, key := range []string{"name", "essential", "user", "entryPoint", "command",
-					"portMappings", "mountPoints", "dependsOn"} {
+					"portMappings", "mountPoints", "dependsOn", "dockerLabels"} {
 					if x, y := normalize(a[key]), normalize(b[key]); !reflect.DeepEqual(x, y) {
 						t.Errorf("container %v %s: template %#v, %s %#v", b["name"], key, x, file, y)
 					}
@@ -615,15 +537,43 @@ var prometheusTaskActions = []string{
 // wildcardResourceActions may have Resource "*": the Service Authorization Reference lists no
 // resource type for them.
 var wildcardResourceActions = []string{
+	"ec2:DescribeInstances",
 	"ecr:GetAuthorizationToken",
+	"ecs:DescribeTaskDefinition",
+	"ecs:ListClusters",
 	"servicediscovery:ListNamespaces",
 	"servicediscovery:ListServices",
 	"servicediscovery:ListTagsForResource",
 }
 
+// clusterConditionActions may have Resource "*" when the statement limits them to clusters with
+// the ecs:cluster condition key (ListTasks names no resource of its own).
+var clusterConditionActions = []string{
+	"ecs:DescribeContainerInstances", "ecs:DescribeServices", "ecs:DescribeTasks", "ecs:ListTasks",
+}
+
+// hasClusterCondition tells whether a statement's Condition limits it with ecs:cluster.
+func hasClusterCondition(st map[string]any) bool {
+	cond, _ := st["Condition"].(map[string]any)
+	for _, op := range []string{"ArnEquals", "ArnLike"} {
+		if keys, ok := cond[op].(map[string]any); ok && keys["ecs:cluster"] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// namespaceARN and serviceARN match Cloud Map namespace and service ARNs, and the template's
+// placeholders for them.
+var (
+	namespaceARN = regexp.MustCompile(`(?i)(:namespace/|\{namespace\.arn\})`)
+	serviceARN   = regexp.MustCompile(`(?i)(:service/|service\.arn\})`)
+)
+
 // checkPolicy checks a policy document (statements as plain values) against the least-privilege
 // rules: only the wanted actions, no action wildcards, Resource "*" only where nothing narrower
-// exists, and DiscoverInstances limited to the namespace by name.
+// exists, and DiscoverInstances on the namespace and its services, with no condition on the
+// namespace name (whose value is the namespace's HTTP name, not always its name).
 func checkPolicy(t *testing.T, where string, statements []any, wantActions []string) {
 	t.Helper()
 	var actions []string
@@ -632,33 +582,30 @@ func checkPolicy(t *testing.T, where string, statements []any, wantActions []str
 		if st["Effect"] != "Allow" {
 			t.Errorf("%s: statement %v is not an Allow", where, st["Sid"])
 		}
-		var stActions []string
-		switch a := st["Action"].(type) {
-		case string:
-			stActions = []string{a}
-		case []any:
-			for _, x := range a {
-				stActions = append(stActions, x.(string))
-			}
-		}
+		stActions := strs(st["Action"])
 		for _, a := range stActions {
 			if strings.Contains(a, "*") {
 				t.Errorf("%s: statement %v allows the wildcard action %s", where, st["Sid"], a)
 			}
 		}
 		actions = append(actions, stActions...)
-		if res, ok := st["Resource"].(string); ok && res == "*" {
+		resources := strs(st["Resource"])
+		if slices.Contains(resources, "*") {
 			for _, a := range stActions {
-				if !slices.Contains(wildcardResourceActions, a) {
+				if !slices.Contains(wildcardResourceActions, a) &&
+					!(slices.Contains(clusterConditionActions, a) && hasClusterCondition(st)) {
 					t.Errorf("%s: %s has Resource \"*\" but supports resource-level permissions", where, a)
 				}
 			}
 		}
 		if slices.Contains(stActions, "servicediscovery:DiscoverInstances") {
-			cond, _ := st["Condition"].(map[string]any)
-			eq, _ := cond["StringEquals"].(map[string]any)
-			if _, ok := eq["servicediscovery:NamespaceName"]; !ok {
-				t.Errorf("%s: DiscoverInstances is not limited by servicediscovery:NamespaceName: %v", where, st)
+			if st["Condition"] != nil {
+				t.Errorf("%s: DiscoverInstances has the condition %v; the namespace and service ARNs scope it", where, st["Condition"])
+			}
+			namespace := slices.ContainsFunc(resources, namespaceARN.MatchString)
+			service := slices.ContainsFunc(resources, serviceARN.MatchString)
+			if !namespace || !service {
+				t.Errorf("%s: DiscoverInstances on %v, want the namespace's and the services' ARNs (both resource types are required)", where, resources)
 			}
 		}
 	}
@@ -668,45 +615,65 @@ func checkPolicy(t *testing.T, where string, statements []any, wantActions []str
 	}
 }
 
+// executionActions are what the ECS agent does with the execution role.
+var (
+	ecrPullActions = []string{"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
+		"ecr:GetDownloadUrlForLayer"}
+	logActions       = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
+	executionActions = slices.Sorted(slices.Values(append(slices.Clone(ecrPullActions), logActions...)))
+)
+
+// policyVars fill every placeholder of deploy/iam/*.json.
+var policyVars = map[string]string{
+	"DISCOVERY_NAMESPACES_PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/a",
+	"PROMETHEUS_CONFIG_PARAMETER_ARN":    "arn:aws:ssm:us-east-1:123456789012:parameter/b",
+	"CLOUDMAP_SERVICE_ARNS_JSON":         `"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"`,
+	"CLOUDMAP_NAMESPACE_ARN":             "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1",
+	"ECR_REPOSITORY_ARNS_JSON":           `"arn:aws:ecr:us-east-1:123456789012:repository/ecs-sd"`,
+	"ECS_CLUSTER_ARNS_JSON":              `"arn:aws:ecs:us-east-1:123456789012:cluster/prod"`,
+	"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
+	"AWS_PARTITION":                      "aws",
+	"AWS_ACCOUNT_ID":                     "123456789012",
+	"PROMETHEUS_LOG_GROUP":               "/p",
+	"WEBAPP_LOG_GROUP":                   "/w",
+	"NODE_EXPORTER_LOG_GROUP":            "/n",
+}
+
 func TestTaskRolePoliciesAreLeastPrivilege(t *testing.T) {
 	t.Parallel()
 	c := loadTemplate(t)
-	policy := func(resource string) []any {
-		policies := c.resource(t, resource)["Policies"].([]any)
-		if len(policies) != 1 {
-			t.Fatalf("%s has %d inline policies, want 1", resource, len(policies))
+	policy := func(s *stack, role string) []any {
+		var out []any
+		for _, sts := range statements(t, s, role) {
+			for _, st := range sts {
+				out = append(out, st)
+			}
 		}
-		doc := policies[0].(map[string]any)["PolicyDocument"].(map[string]any)
-		return doc["Statement"].([]any)
+		return out
 	}
-	checkPolicy(t, "template PrometheusTaskRole", policy("PrometheusTaskRole"), prometheusTaskActions)
-	executionActions := []string{
-		"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
-		"ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents",
+	s := newStack(t, c, "ecs-sd", nil)
+	checkPolicy(t, "template PrometheusTaskRole", policy(s, "PrometheusTaskRole"), prometheusTaskActions)
+	checkPolicy(t, "template TaskExecutionRole", policy(s, "TaskExecutionRole"), executionActions)
+	s = newStack(t, c, "ecs-sd", map[string]string{"AdditionalScrapedServiceArns": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra1,arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra2"})
+	for _, st := range policy(s, "PrometheusTaskRole") {
+		st := st.(map[string]any)
+		if slices.Contains(strs(st["Action"]), "servicediscovery:GetService") &&
+			!slices.Equal(strs(st["Resource"]), []string{"{WebAppDiscoveryService.Arn}", "{NodeExporterDiscoveryService.Arn}",
+				"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra1", "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra2"}) {
+			t.Errorf("with AdditionalScrapedServiceArns, GetService is on %v", st["Resource"])
+		}
 	}
-	checkPolicy(t, "template TaskExecutionRole", policy("TaskExecutionRole"), executionActions)
 
-	vars := map[string]string{
-		"DISCOVERY_NAMESPACES_PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/a",
-		"PROMETHEUS_CONFIG_PARAMETER_ARN":    "arn:aws:ssm:us-east-1:123456789012:parameter/b",
-		"CLOUDMAP_SERVICE_ARNS_JSON":         `"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"`,
-		"CLOUDMAP_NAMESPACE_ARN":             "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1",
-		"NAMESPACE_NAME":                     "ecs-services",
-		"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
-		"AWS_PARTITION":                      "aws",
-		"AWS_ACCOUNT_ID":                     "123456789012",
-		"PROMETHEUS_LOG_GROUP":               "/p",
-		"WEBAPP_LOG_GROUP":                   "/w",
-		"NODE_EXPORTER_LOG_GROUP":            "/n",
-	}
 	for file, want := range map[string][]string{
 		"iam/prometheus-task-policy.json": prometheusTaskActions,
-		"iam/task-execution-policy.json":  executionActions,
+		"iam/task-execution-policy.json":  logActions,
+		"iam/ecr-pull-policy.json":        ecrPullActions,
+		"iam/ecs-source-policy.json":      slices.Sorted(slices.Values(append(slices.Clone(ecsSourceActions), "ecs:ListClusters"))),
 	} {
 		var doc struct {
 			Statement []any `json:"Statement"`
 		}
-		rendered := render(t, file, vars)
+		rendered := render(t, file, policyVars)
 		if err := json.Unmarshal([]byte(rendered), &doc); err != nil {
 			t.Fatalf("rendered %s is not JSON: %v\n%s", file, err, rendered)
 		}
@@ -757,24 +724,28 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 	requireTool(t, "bash", "the scripts are bash")
 	promtool := requireTool(t, "promtool", "apt-get install prometheus")
 	m := testenv.StartMoto(t)
-	// The scripts go through a proxy that keeps the ECS CreateService requests: moto does not
-	// store a service's deployment configuration, so the request is where it can be checked.
+	// The scripts go through a proxy that keeps the ECS CreateService and UpdateService and the
+	// SSM PutParameter requests: moto keeps neither a service's deployment configuration nor
+	// Parameter Store's tier rules, so the requests are where they can be checked.
 	proxy := testenv.NewProxy(t, m.URL)
 	var (
-		mu             sync.Mutex
-		createRequests = map[string]map[string]any{}
+		mu       sync.Mutex
+		requests = map[string][]map[string]any{}
 	)
 	proxy.SetResponseHook(func(op string, reqBody, respBody []byte) []byte {
 		var req map[string]any
-		if op == "CreateService" && json.Unmarshal(reqBody, &req) == nil {
-			if name, ok := req["serviceName"].(string); ok {
-				mu.Lock()
-				createRequests[name] = req
-				mu.Unlock()
-			}
+		if (op == "CreateService" || op == "UpdateService" || op == "PutParameter") && json.Unmarshal(reqBody, &req) == nil {
+			mu.Lock()
+			requests[op] = append(requests[op], req)
+			mu.Unlock()
 		}
 		return respBody
 	})
+	recorded := func(op string) []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(requests[op])
+	}
 
 	vars := map[string]string{
 		"CREATE_VPC":   "true",
@@ -799,17 +770,17 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("network", func(t *testing.T) { checkNetwork(t, m, vars) })
 	t.Run("namespace", func(t *testing.T) { checkNamespace(t, m, vars) })
 	t.Run("cloud map services", func(t *testing.T) { checkCloudMapServices(t, m, vars) })
-	t.Run("ssm parameters", func(t *testing.T) { checkParameters(t, m, vars, promtool) })
+	t.Run("ssm parameters", func(t *testing.T) {
+		checkParameters(t, m, vars, promtool)
+		checkPutParameterRequests(t, recorded("PutParameter"))
+	})
 	t.Run("iam roles", func(t *testing.T) { checkRoles(t, m, vars) })
 	t.Run("task definitions", func(t *testing.T) { checkTaskDefinitions(t, m, vars) })
 	t.Run("ecs services", func(t *testing.T) { checkECSServices(t, m, vars) })
-	t.Run("ecs service requests", func(t *testing.T) {
-		mu.Lock()
-		defer mu.Unlock()
-		checkCreateServiceRequests(t, createRequests)
-	})
+	t.Run("ecs service requests", func(t *testing.T) { checkServiceRequests(t, recorded("CreateService"), "serviceName") })
 	t.Run("log groups", func(t *testing.T) { checkLogGroups(t, m) })
 
 	// Running the whole path again with the same settings reuses everything and registers new
@@ -831,6 +802,10 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 	if got, want := second["PROMETHEUS_TASK_DEFINITION_ARN"], strings.TrimSuffix(vars["PROMETHEUS_TASK_DEFINITION_ARN"], ":1")+":2"; got != want {
 		t.Errorf("second run registered %s, want %s", got, want)
 	}
+	// Existing services get the deployment configuration too; no parameter write asks for a tier
+	// an Advanced parameter could refuse.
+	checkServiceRequests(t, recorded("UpdateService"), "service")
+	checkPutParameterRequests(t, recorded("PutParameter"))
 	var namespaces struct{ Namespaces []struct{ Name string } }
 	awsJSON(t, m, &namespaces, "servicediscovery", "list-namespaces")
 	if len(namespaces.Namespaces) != 1 {
@@ -968,6 +943,12 @@ func checkRoles(t *testing.T, m *testenv.Moto, vars map[string]string) {
 			AssumeRolePolicyDocument any
 		}
 	}
+	awsJSON(t, m, &doc, "iam", "get-role-policy", "--role-name", "ecs-sd-task-execution",
+		"--policy-name", "ecr-pull-policy")
+	checkPolicy(t, "role ecs-sd-task-execution ECR policy", doc.PolicyDocument.Statement, ecrPullActions)
+	if pulls, _ := json.Marshal(doc.PolicyDocument); !strings.Contains(string(pulls), `"arn:aws:ecr:us-east-1:123456789012:repository/ecs-sd","arn:aws:ecr:us-east-1:123456789012:repository/webapp"`) {
+		t.Errorf("the execution role does not pull from exactly the ecs-sd and webapp repositories: %s", pulls)
+	}
 	awsJSON(t, m, &role, "iam", "get-role", "--role-name", "ecs-sd-task-execution")
 	trust, err := json.Marshal(role.Role.AssumeRolePolicyDocument)
 	if err != nil {
@@ -1093,20 +1074,68 @@ func checkECSServices(t *testing.T, m *testenv.Moto, vars map[string]string) {
 	}
 }
 
-// checkCreateServiceRequests checks what the scripts asked ECS for beyond what moto keeps.
-func checkCreateServiceRequests(t *testing.T, requests map[string]map[string]any) {
-	want := map[string]any{"maximumPercent": float64(100), "minimumHealthyPercent": float64(0)}
-	prometheus, ok := requests["prometheus"]
-	if !ok {
-		t.Fatalf("no CreateService request for prometheus among %v", slices.Sorted(maps.Keys(requests)))
+// checkServiceRequests checks what the scripts asked ECS for (CreateService or UpdateService
+// requests, the service named by nameKey) beyond what moto keeps: the deployment configuration.
+func checkServiceRequests(t *testing.T, requests []map[string]any, nameKey string) {
+	breaker := map[string]any{"enable": true, "rollback": true}
+	want := map[string]map[string]any{
+		"prometheus": {"maximumPercent": float64(100), "minimumHealthyPercent": float64(0), "deploymentCircuitBreaker": breaker},
+		"webapp":     {"deploymentCircuitBreaker": breaker},
 	}
-	if got := prometheus["deploymentConfiguration"]; !reflect.DeepEqual(got, want) {
-		t.Errorf("prometheus deploymentConfiguration %v, want %v (never two Prometheus at once)", got, want)
-	}
-	for name, req := range requests {
-		if name != "node-exporter" && req["launchType"] != "EC2" {
+	seen := map[string]bool{}
+	for _, req := range requests {
+		name, _ := req[nameKey].(string)
+		seen[name] = true
+		if w, ok := want[name]; ok && !reflect.DeepEqual(req["deploymentConfiguration"], any(w)) {
+			t.Errorf("%s deploymentConfiguration %v, want %v (circuit breaker; never two Prometheus at once)",
+				name, req["deploymentConfiguration"], w)
+		}
+		if _, ok := req["launchType"]; ok && name != "node-exporter" && req["launchType"] != "EC2" {
 			t.Errorf("%s launch type %v, want the default EC2", name, req["launchType"])
 		}
+	}
+	if !seen["prometheus"] || !seen["webapp"] {
+		t.Errorf("requests for %v, want webapp and prometheus", slices.Sorted(maps.Keys(seen)))
+	}
+}
+
+// checkPutParameterRequests: every write asks for Intelligent-Tiering, never Standard (which an
+// Advanced parameter refuses).
+func checkPutParameterRequests(t *testing.T, requests []map[string]any) {
+	if len(requests) == 0 {
+		t.Error("no PutParameter request")
+	}
+	for _, req := range requests {
+		if req["Tier"] != "Intelligent-Tiering" {
+			t.Errorf("PutParameter %v asks for tier %v, want Intelligent-Tiering", req["Name"], req["Tier"])
+		}
+	}
+}
+
+// checkNetwork: the VPC step 1 created gives the tasks private subnets routed to a NAT gateway,
+// and step 5 made sure the ECS service-linked role exists.
+func checkNetwork(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	for _, subnet := range strings.Split(vars["SUBNET_IDS"], ",") {
+		var out struct {
+			RouteTables []struct {
+				Routes []struct{ DestinationCidrBlock, NatGatewayId string }
+			}
+		}
+		awsJSON(t, m, &out, "ec2", "describe-route-tables", "--filters", "Name=association.subnet-id,Values="+subnet)
+		nat := false
+		for _, rt := range out.RouteTables {
+			for _, r := range rt.Routes {
+				nat = nat || (r.DestinationCidrBlock == "0.0.0.0/0" && strings.HasPrefix(r.NatGatewayId, "nat-"))
+			}
+		}
+		if !nat {
+			t.Errorf("subnet %s has no default route to a NAT gateway: %+v", subnet, out)
+		}
+	}
+	var roles struct{ Roles []struct{ RoleName string } }
+	awsJSON(t, m, &roles, "iam", "list-roles", "--path-prefix", "/aws-service-role/ecs.amazonaws.com/")
+	if len(roles.Roles) != 1 {
+		t.Errorf("ECS service-linked roles %+v, want one", roles.Roles)
 	}
 }
 
@@ -1145,6 +1174,13 @@ func TestScriptsFailClearly(t *testing.T) {
 		{"bad launch type", "05-services.sh", []string{"AWS_REGION=" + region, "LAUNCH_TYPE=LAMBDA",
 			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
 			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"}, "LAUNCH_TYPE must be EC2 or FARGATE"},
+		{"no subnets", "05-services.sh", []string{"AWS_REGION=" + region, "VPC_ID=vpc-1",
+			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
+			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"},
+			"SUBNET_IDS: name the private subnets of the tasks (comma-separated), each with a route out through a NAT gateway or VPC endpoints"},
+		{"no images for the roles", "03-iam-roles.sh", []string{"AWS_REGION=" + region, "CLOUDMAP_NAMESPACE_ARN=a", "CLOUDMAP_SERVICE_ARNS=b",
+			"DISCOVERY_NAMESPACES_PARAMETER_ARN=c", "PROMETHEUS_CONFIG_PARAMETER_ARN=d", "WORKSPACE_ARN=e"},
+			"missing required environment variable(s): ECS_SD_IMAGE WEBAPP_IMAGE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, err := run(t, baseEnv(nil, tc.env...), "bash", filepath.Join(scriptsDir, tc.script))
