@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,90 +104,6 @@ func writeFile(t *testing.T, dir, name, data string) string {
 
 // --- CloudFormation -------------------------------------------------------------------------------
 
-// cfn is a CloudFormation template read from YAML, short-form intrinsics (!Ref, !Sub, ...) turned
-// into their long form ({"Ref": ...}, {"Fn::Sub": ...}), as cfn-flip does.
-type cfn map[string]any
-
-func loadTemplate(t *testing.T) cfn {
-	t.Helper()
-	data, err := os.ReadFile(templatePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
-	}
-	v, err := fromYAML(doc.Content[0])
-	if err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
-	}
-	return v.(map[string]any)
-}
-
-// fromYAML converts a YAML node to plain Go values, intrinsic function tags included.
-func fromYAML(n *yaml.Node) (any, error) {
-	var v any
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i < len(n.Content); i += 2 {
-			val, err := fromYAML(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[n.Content[i].Value] = val
-		}
-		v = m
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			val, err := fromYAML(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, val)
-		}
-		v = s
-	case yaml.ScalarNode:
-		if strings.HasPrefix(n.Tag, "!!") || n.Tag == "" {
-			if err := n.Decode(&v); err != nil {
-				return nil, err
-			}
-		} else {
-			v = n.Value
-		}
-	case yaml.AliasNode:
-		return fromYAML(n.Alias)
-	default:
-		return nil, fmt.Errorf("line %d: unexpected YAML node kind %v", n.Line, n.Kind)
-	}
-	if !strings.HasPrefix(n.Tag, "!") || strings.HasPrefix(n.Tag, "!!") {
-		return v, nil
-	}
-	fn := strings.TrimPrefix(n.Tag, "!")
-	switch fn {
-	case "Ref", "Condition":
-		return map[string]any{fn: v}, nil
-	case "GetAtt":
-		if s, ok := v.(string); ok {
-			resource, attribute, _ := strings.Cut(s, ".")
-			v = []any{resource, attribute}
-		}
-	}
-	return map[string]any{"Fn::" + fn: v}, nil
-}
-
-// resource returns the Properties of a resource of the template, failing when it is missing.
-func (c cfn) resource(t *testing.T, name string) map[string]any {
-	t.Helper()
-	r, ok := c["Resources"].(map[string]any)[name].(map[string]any)
-	if !ok {
-		t.Fatalf("template has no resource %s", name)
-	}
-	return r["Properties"].(map[string]any)
-}
-
 // cfnPrometheusConfig returns the Prometheus configuration of the template's SSM parameter with
 // its Fn::Sub variables set as a stack in us-east-1 with workspace workspaceID would.
 func cfnPrometheusConfig(t *testing.T, c cfn) string {
@@ -235,11 +150,16 @@ func TestCloudFormationPrometheusConfigIsTheFileSDTemplate(t *testing.T) {
 // --- Task definitions --------------------------------------------------------------------------------
 
 // lowerKeys turns CloudFormation property names (ContainerPort) into the API's (containerPort).
+// The keys of docker labels and log driver options are data, kept as they are.
 func lowerKeys(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
+			if k == "DockerLabels" || k == "Options" {
+				out[strings.ToLower(k[:1])+k[1:]] = val
+				continue
+			}
 			if !strings.HasPrefix(k, "Fn::") && k != "Ref" {
 				k = strings.ToLower(k[:1]) + k[1:]
 			}
@@ -299,6 +219,8 @@ func normalize(v any) any {
 func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 	t.Parallel()
 	c := loadTemplate(t)
+	// The JSON task definitions are those of a stack with the default parameters.
+	s := newStack(t, c, "ecs-sd", nil)
 	for resource, file := range map[string]string{
 		"PrometheusTaskDefinition":   "task-definitions/prometheus.json",
 		"WebAppTaskDefinition":       "task-definitions/webapp.json",
@@ -313,7 +235,7 @@ func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 			if err := json.Unmarshal(data, &fromJSON); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			fromCFN := lowerKeys(c.resource(t, resource)).(map[string]any)
+			fromCFN := lowerKeys(s.conditional(c.resource(t, resource))).(map[string]any)
 			for _, key := range []string{"family", "networkMode", "pidMode", "requiresCompatibilities", "volumes"} {
 				if a, b := normalize(fromCFN[key]), normalize(fromJSON[key]); !reflect.DeepEqual(a, b) {
 					t.Errorf("%s: template %v, %s %v", key, a, file, b)
@@ -327,7 +249,7 @@ func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 			for i := range cfnContainers {
 				a, b := cfnContainers[i].(map[string]any), jsonContainers[i].(map[string]any)
 				for _, key := range []string{"name", "essential", "user", "entryPoint", "command",
-					"portMappings", "mountPoints", "dependsOn"} {
+					"portMappings", "mountPoints", "dependsOn", "dockerLabels"} {
 					if x, y := normalize(a[key]), normalize(b[key]); !reflect.DeepEqual(x, y) {
 						t.Errorf("container %v %s: template %#v, %s %#v", b["name"], key, x, file, y)
 					}
@@ -371,15 +293,43 @@ var prometheusTaskActions = []string{
 // wildcardResourceActions may have Resource "*": the Service Authorization Reference lists no
 // resource type for them.
 var wildcardResourceActions = []string{
+	"ec2:DescribeInstances",
 	"ecr:GetAuthorizationToken",
+	"ecs:DescribeTaskDefinition",
+	"ecs:ListClusters",
 	"servicediscovery:ListNamespaces",
 	"servicediscovery:ListServices",
 	"servicediscovery:ListTagsForResource",
 }
 
+// clusterConditionActions may have Resource "*" when the statement limits them to clusters with
+// the ecs:cluster condition key (ListTasks names no resource of its own).
+var clusterConditionActions = []string{
+	"ecs:DescribeContainerInstances", "ecs:DescribeServices", "ecs:DescribeTasks", "ecs:ListTasks",
+}
+
+// hasClusterCondition tells whether a statement's Condition limits it with ecs:cluster.
+func hasClusterCondition(st map[string]any) bool {
+	cond, _ := st["Condition"].(map[string]any)
+	for _, op := range []string{"ArnEquals", "ArnLike"} {
+		if keys, ok := cond[op].(map[string]any); ok && keys["ecs:cluster"] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// namespaceARN and serviceARN match Cloud Map namespace and service ARNs, and the template's
+// placeholders for them.
+var (
+	namespaceARN = regexp.MustCompile(`(?i)(:namespace/|\{namespace\.arn\})`)
+	serviceARN   = regexp.MustCompile(`(?i)(:service/|service\.arn\})`)
+)
+
 // checkPolicy checks a policy document (statements as plain values) against the least-privilege
 // rules: only the wanted actions, no action wildcards, Resource "*" only where nothing narrower
-// exists, and DiscoverInstances limited to the namespace by name.
+// exists, and DiscoverInstances on the namespace and its services, with no condition on the
+// namespace name (whose value is the namespace's HTTP name, not always its name).
 func checkPolicy(t *testing.T, where string, statements []any, wantActions []string) {
 	t.Helper()
 	var actions []string
@@ -388,33 +338,30 @@ func checkPolicy(t *testing.T, where string, statements []any, wantActions []str
 		if st["Effect"] != "Allow" {
 			t.Errorf("%s: statement %v is not an Allow", where, st["Sid"])
 		}
-		var stActions []string
-		switch a := st["Action"].(type) {
-		case string:
-			stActions = []string{a}
-		case []any:
-			for _, x := range a {
-				stActions = append(stActions, x.(string))
-			}
-		}
+		stActions := strs(st["Action"])
 		for _, a := range stActions {
 			if strings.Contains(a, "*") {
 				t.Errorf("%s: statement %v allows the wildcard action %s", where, st["Sid"], a)
 			}
 		}
 		actions = append(actions, stActions...)
-		if res, ok := st["Resource"].(string); ok && res == "*" {
+		resources := strs(st["Resource"])
+		if slices.Contains(resources, "*") {
 			for _, a := range stActions {
-				if !slices.Contains(wildcardResourceActions, a) {
+				if !slices.Contains(wildcardResourceActions, a) &&
+					!(slices.Contains(clusterConditionActions, a) && hasClusterCondition(st)) {
 					t.Errorf("%s: %s has Resource \"*\" but supports resource-level permissions", where, a)
 				}
 			}
 		}
 		if slices.Contains(stActions, "servicediscovery:DiscoverInstances") {
-			cond, _ := st["Condition"].(map[string]any)
-			eq, _ := cond["StringEquals"].(map[string]any)
-			if _, ok := eq["servicediscovery:NamespaceName"]; !ok {
-				t.Errorf("%s: DiscoverInstances is not limited by servicediscovery:NamespaceName: %v", where, st)
+			if st["Condition"] != nil {
+				t.Errorf("%s: DiscoverInstances has the condition %v; the namespace and service ARNs scope it", where, st["Condition"])
+			}
+			namespace := slices.ContainsFunc(resources, namespaceARN.MatchString)
+			service := slices.ContainsFunc(resources, serviceARN.MatchString)
+			if !namespace || !service {
+				t.Errorf("%s: DiscoverInstances on %v, want the namespace's and the services' ARNs (both resource types are required)", where, resources)
 			}
 		}
 	}
@@ -424,45 +371,65 @@ func checkPolicy(t *testing.T, where string, statements []any, wantActions []str
 	}
 }
 
+// executionActions are what the ECS agent does with the execution role.
+var (
+	ecrPullActions = []string{"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
+		"ecr:GetDownloadUrlForLayer"}
+	logActions       = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
+	executionActions = slices.Sorted(slices.Values(append(slices.Clone(ecrPullActions), logActions...)))
+)
+
+// policyVars fill every placeholder of deploy/iam/*.json.
+var policyVars = map[string]string{
+	"DISCOVERY_NAMESPACES_PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/a",
+	"PROMETHEUS_CONFIG_PARAMETER_ARN":    "arn:aws:ssm:us-east-1:123456789012:parameter/b",
+	"CLOUDMAP_SERVICE_ARNS_JSON":         `"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"`,
+	"CLOUDMAP_NAMESPACE_ARN":             "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1",
+	"ECR_REPOSITORY_ARNS_JSON":           `"arn:aws:ecr:us-east-1:123456789012:repository/ecs-sd"`,
+	"ECS_CLUSTER_ARNS_JSON":              `"arn:aws:ecs:us-east-1:123456789012:cluster/prod"`,
+	"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
+	"AWS_PARTITION":                      "aws",
+	"AWS_ACCOUNT_ID":                     "123456789012",
+	"PROMETHEUS_LOG_GROUP":               "/p",
+	"WEBAPP_LOG_GROUP":                   "/w",
+	"NODE_EXPORTER_LOG_GROUP":            "/n",
+}
+
 func TestTaskRolePoliciesAreLeastPrivilege(t *testing.T) {
 	t.Parallel()
 	c := loadTemplate(t)
-	policy := func(resource string) []any {
-		policies := c.resource(t, resource)["Policies"].([]any)
-		if len(policies) != 1 {
-			t.Fatalf("%s has %d inline policies, want 1", resource, len(policies))
+	policy := func(s *stack, role string) []any {
+		var out []any
+		for _, sts := range statements(t, s, role) {
+			for _, st := range sts {
+				out = append(out, st)
+			}
 		}
-		doc := policies[0].(map[string]any)["PolicyDocument"].(map[string]any)
-		return doc["Statement"].([]any)
+		return out
 	}
-	checkPolicy(t, "template PrometheusTaskRole", policy("PrometheusTaskRole"), prometheusTaskActions)
-	executionActions := []string{
-		"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken",
-		"ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents",
+	s := newStack(t, c, "ecs-sd", nil)
+	checkPolicy(t, "template PrometheusTaskRole", policy(s, "PrometheusTaskRole"), prometheusTaskActions)
+	checkPolicy(t, "template TaskExecutionRole", policy(s, "TaskExecutionRole"), executionActions)
+	s = newStack(t, c, "ecs-sd", map[string]string{"AdditionalScrapedServiceArns": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra1,arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra2"})
+	for _, st := range policy(s, "PrometheusTaskRole") {
+		st := st.(map[string]any)
+		if slices.Contains(strs(st["Action"]), "servicediscovery:GetService") &&
+			!slices.Equal(strs(st["Resource"]), []string{"{WebAppDiscoveryService.Arn}", "{NodeExporterDiscoveryService.Arn}",
+				"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra1", "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra2"}) {
+			t.Errorf("with AdditionalScrapedServiceArns, GetService is on %v", st["Resource"])
+		}
 	}
-	checkPolicy(t, "template TaskExecutionRole", policy("TaskExecutionRole"), executionActions)
 
-	vars := map[string]string{
-		"DISCOVERY_NAMESPACES_PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/a",
-		"PROMETHEUS_CONFIG_PARAMETER_ARN":    "arn:aws:ssm:us-east-1:123456789012:parameter/b",
-		"CLOUDMAP_SERVICE_ARNS_JSON":         `"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"`,
-		"CLOUDMAP_NAMESPACE_ARN":             "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1",
-		"NAMESPACE_NAME":                     "ecs-services",
-		"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
-		"AWS_PARTITION":                      "aws",
-		"AWS_ACCOUNT_ID":                     "123456789012",
-		"PROMETHEUS_LOG_GROUP":               "/p",
-		"WEBAPP_LOG_GROUP":                   "/w",
-		"NODE_EXPORTER_LOG_GROUP":            "/n",
-	}
 	for file, want := range map[string][]string{
 		"iam/prometheus-task-policy.json": prometheusTaskActions,
-		"iam/task-execution-policy.json":  executionActions,
+		"iam/task-execution-policy.json":  logActions,
+		"iam/ecr-pull-policy.json":        ecrPullActions,
+		"iam/ecs-source-policy.json":      slices.Sorted(slices.Values(append(slices.Clone(ecsSourceActions), "ecs:ListClusters"))),
 	} {
 		var doc struct {
 			Statement []any `json:"Statement"`
 		}
-		rendered := render(t, file, vars)
+		rendered := render(t, file, policyVars)
 		if err := json.Unmarshal([]byte(rendered), &doc); err != nil {
 			t.Fatalf("rendered %s is not JSON: %v\n%s", file, err, rendered)
 		}
@@ -487,6 +454,13 @@ func TestScriptsFailClearly(t *testing.T) {
 		{"bad launch type", "05-services.sh", []string{"AWS_REGION=" + region, "LAUNCH_TYPE=LAMBDA",
 			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
 			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"}, "LAUNCH_TYPE must be EC2 or FARGATE"},
+		{"no subnets", "05-services.sh", []string{"AWS_REGION=" + region, "VPC_ID=vpc-1",
+			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
+			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"},
+			"SUBNET_IDS: name the private subnets of the tasks (comma-separated), each with a route out through a NAT gateway or VPC endpoints"},
+		{"no images for the roles", "03-iam-roles.sh", []string{"AWS_REGION=" + region, "CLOUDMAP_NAMESPACE_ARN=a", "CLOUDMAP_SERVICE_ARNS=b",
+			"DISCOVERY_NAMESPACES_PARAMETER_ARN=c", "PROMETHEUS_CONFIG_PARAMETER_ARN=d", "WORKSPACE_ARN=e"},
+			"missing required environment variable(s): ECS_SD_IMAGE WEBAPP_IMAGE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, err := run(t, baseEnv(nil, tc.env...), "bash", filepath.Join(scriptsDir, tc.script))

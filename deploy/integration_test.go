@@ -308,24 +308,28 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 	requireTool(t, "bash", "the scripts are bash")
 	promtool := requireTool(t, "promtool", "apt-get install prometheus")
 	m := testenv.StartMoto(t)
-	// The scripts go through a proxy that keeps the ECS CreateService requests: moto does not
-	// store a service's deployment configuration, so the request is where it can be checked.
+	// The scripts go through a proxy that keeps the ECS CreateService and UpdateService and the
+	// SSM PutParameter requests: moto keeps neither a service's deployment configuration nor
+	// Parameter Store's tier rules, so the requests are where they can be checked.
 	proxy := testenv.NewProxy(t, m.URL)
 	var (
-		mu             sync.Mutex
-		createRequests = map[string]map[string]any{}
+		mu       sync.Mutex
+		requests = map[string][]map[string]any{}
 	)
 	proxy.SetResponseHook(func(op string, reqBody, respBody []byte) []byte {
 		var req map[string]any
-		if op == "CreateService" && json.Unmarshal(reqBody, &req) == nil {
-			if name, ok := req["serviceName"].(string); ok {
-				mu.Lock()
-				createRequests[name] = req
-				mu.Unlock()
-			}
+		if (op == "CreateService" || op == "UpdateService" || op == "PutParameter") && json.Unmarshal(reqBody, &req) == nil {
+			mu.Lock()
+			requests[op] = append(requests[op], req)
+			mu.Unlock()
 		}
 		return respBody
 	})
+	recorded := func(op string) []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(requests[op])
+	}
 
 	vars := map[string]string{
 		"CREATE_VPC":   "true",
@@ -350,17 +354,17 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("network", func(t *testing.T) { checkNetwork(t, m, vars) })
 	t.Run("namespace", func(t *testing.T) { checkNamespace(t, m, vars) })
 	t.Run("cloud map services", func(t *testing.T) { checkCloudMapServices(t, m, vars) })
-	t.Run("ssm parameters", func(t *testing.T) { checkParameters(t, m, vars, promtool) })
+	t.Run("ssm parameters", func(t *testing.T) {
+		checkParameters(t, m, vars, promtool)
+		checkPutParameterRequests(t, recorded("PutParameter"))
+	})
 	t.Run("iam roles", func(t *testing.T) { checkRoles(t, m, vars) })
 	t.Run("task definitions", func(t *testing.T) { checkTaskDefinitions(t, m, vars) })
 	t.Run("ecs services", func(t *testing.T) { checkECSServices(t, m, vars) })
-	t.Run("ecs service requests", func(t *testing.T) {
-		mu.Lock()
-		defer mu.Unlock()
-		checkCreateServiceRequests(t, createRequests)
-	})
+	t.Run("ecs service requests", func(t *testing.T) { checkServiceRequests(t, recorded("CreateService"), "serviceName") })
 	t.Run("log groups", func(t *testing.T) { checkLogGroups(t, m) })
 
 	// Running the whole path again with the same settings reuses everything and registers new
@@ -382,6 +386,10 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 	if got, want := second["PROMETHEUS_TASK_DEFINITION_ARN"], strings.TrimSuffix(vars["PROMETHEUS_TASK_DEFINITION_ARN"], ":1")+":2"; got != want {
 		t.Errorf("second run registered %s, want %s", got, want)
 	}
+	// Existing services get the deployment configuration too; no parameter write asks for a tier
+	// an Advanced parameter could refuse.
+	checkServiceRequests(t, recorded("UpdateService"), "service")
+	checkPutParameterRequests(t, recorded("PutParameter"))
 	var namespaces struct{ Namespaces []struct{ Name string } }
 	awsJSON(t, m, &namespaces, "servicediscovery", "list-namespaces")
 	if len(namespaces.Namespaces) != 1 {
@@ -519,6 +527,12 @@ func checkRoles(t *testing.T, m *testenv.Moto, vars map[string]string) {
 			AssumeRolePolicyDocument any
 		}
 	}
+	awsJSON(t, m, &doc, "iam", "get-role-policy", "--role-name", "ecs-sd-task-execution",
+		"--policy-name", "ecr-pull-policy")
+	checkPolicy(t, "role ecs-sd-task-execution ECR policy", doc.PolicyDocument.Statement, ecrPullActions)
+	if pulls, _ := json.Marshal(doc.PolicyDocument); !strings.Contains(string(pulls), `"arn:aws:ecr:us-east-1:123456789012:repository/ecs-sd","arn:aws:ecr:us-east-1:123456789012:repository/webapp"`) {
+		t.Errorf("the execution role does not pull from exactly the ecs-sd and webapp repositories: %s", pulls)
+	}
 	awsJSON(t, m, &role, "iam", "get-role", "--role-name", "ecs-sd-task-execution")
 	trust, err := json.Marshal(role.Role.AssumeRolePolicyDocument)
 	if err != nil {
@@ -644,20 +658,68 @@ func checkECSServices(t *testing.T, m *testenv.Moto, vars map[string]string) {
 	}
 }
 
-// checkCreateServiceRequests checks what the scripts asked ECS for beyond what moto keeps.
-func checkCreateServiceRequests(t *testing.T, requests map[string]map[string]any) {
-	want := map[string]any{"maximumPercent": float64(100), "minimumHealthyPercent": float64(0)}
-	prometheus, ok := requests["prometheus"]
-	if !ok {
-		t.Fatalf("no CreateService request for prometheus among %v", slices.Sorted(maps.Keys(requests)))
+// checkServiceRequests checks what the scripts asked ECS for (CreateService or UpdateService
+// requests, the service named by nameKey) beyond what moto keeps: the deployment configuration.
+func checkServiceRequests(t *testing.T, requests []map[string]any, nameKey string) {
+	breaker := map[string]any{"enable": true, "rollback": true}
+	want := map[string]map[string]any{
+		"prometheus": {"maximumPercent": float64(100), "minimumHealthyPercent": float64(0), "deploymentCircuitBreaker": breaker},
+		"webapp":     {"deploymentCircuitBreaker": breaker},
 	}
-	if got := prometheus["deploymentConfiguration"]; !reflect.DeepEqual(got, want) {
-		t.Errorf("prometheus deploymentConfiguration %v, want %v (never two Prometheus at once)", got, want)
-	}
-	for name, req := range requests {
-		if name != "node-exporter" && req["launchType"] != "EC2" {
+	seen := map[string]bool{}
+	for _, req := range requests {
+		name, _ := req[nameKey].(string)
+		seen[name] = true
+		if w, ok := want[name]; ok && !reflect.DeepEqual(req["deploymentConfiguration"], any(w)) {
+			t.Errorf("%s deploymentConfiguration %v, want %v (circuit breaker; never two Prometheus at once)",
+				name, req["deploymentConfiguration"], w)
+		}
+		if _, ok := req["launchType"]; ok && name != "node-exporter" && req["launchType"] != "EC2" {
 			t.Errorf("%s launch type %v, want the default EC2", name, req["launchType"])
 		}
+	}
+	if !seen["prometheus"] || !seen["webapp"] {
+		t.Errorf("requests for %v, want webapp and prometheus", slices.Sorted(maps.Keys(seen)))
+	}
+}
+
+// checkPutParameterRequests: every write asks for Intelligent-Tiering, never Standard (which an
+// Advanced parameter refuses).
+func checkPutParameterRequests(t *testing.T, requests []map[string]any) {
+	if len(requests) == 0 {
+		t.Error("no PutParameter request")
+	}
+	for _, req := range requests {
+		if req["Tier"] != "Intelligent-Tiering" {
+			t.Errorf("PutParameter %v asks for tier %v, want Intelligent-Tiering", req["Name"], req["Tier"])
+		}
+	}
+}
+
+// checkNetwork: the VPC step 1 created gives the tasks private subnets routed to a NAT gateway,
+// and step 5 made sure the ECS service-linked role exists.
+func checkNetwork(t *testing.T, m *testenv.Moto, vars map[string]string) {
+	for _, subnet := range strings.Split(vars["SUBNET_IDS"], ",") {
+		var out struct {
+			RouteTables []struct {
+				Routes []struct{ DestinationCidrBlock, NatGatewayId string }
+			}
+		}
+		awsJSON(t, m, &out, "ec2", "describe-route-tables", "--filters", "Name=association.subnet-id,Values="+subnet)
+		nat := false
+		for _, rt := range out.RouteTables {
+			for _, r := range rt.Routes {
+				nat = nat || (r.DestinationCidrBlock == "0.0.0.0/0" && strings.HasPrefix(r.NatGatewayId, "nat-"))
+			}
+		}
+		if !nat {
+			t.Errorf("subnet %s has no default route to a NAT gateway: %+v", subnet, out)
+		}
+	}
+	var roles struct{ Roles []struct{ RoleName string } }
+	awsJSON(t, m, &roles, "iam", "list-roles", "--path-prefix", "/aws-service-role/ecs.amazonaws.com/")
+	if len(roles.Roles) != 1 {
+		t.Errorf("ECS service-linked roles %+v, want one", roles.Roles)
 	}
 }
 

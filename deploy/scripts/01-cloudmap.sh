@@ -6,8 +6,10 @@
 #   AWS_REGION          required (or AWS_DEFAULT_REGION)
 #   AWS_ENDPOINT_URL    optional, e.g. an emulator
 #   VPC_ID              the VPC of the namespace; when empty, the default VPC, or a new one when
-#                       CREATE_VPC=true (10.0.0.0/16 with two subnets and no route out: a sandbox,
-#                       not for tasks that pull images)
+#                       CREATE_VPC=true: 10.0.0.0/16 in two availability zones, a public subnet
+#                       in each (internet gateway), a NAT gateway, and a private subnet in each
+#                       whose route out is the NAT gateway (SUBNET_IDS; NAT gateways are charged
+#                       by the hour)
 #   NAMESPACE_NAME      default ecs-services
 #   WEBAPP_METRICS_PORT default 3000; NODE_EXPORTER_METRICS_PORT default 9100
 #
@@ -22,24 +24,44 @@ WEBAPP_METRICS_PORT="${WEBAPP_METRICS_PORT:-3000}"
 NODE_EXPORTER_METRICS_PORT="${NODE_EXPORTER_METRICS_PORT:-9100}"
 
 # create_vpc creates a VPC with DNS support and hostnames (a private namespace and awsvpc tasks need
-# both) and two subnets in two availability zones, and emits VPC_ID and SUBNET_IDS.
+# both) in two availability zones: public subnets routed to an internet gateway, one NAT gateway,
+# and private subnets routed to it. It emits VPC_ID and SUBNET_IDS (the private subnets).
 create_vpc() {
-	local vpc azs subnets=() i=0 az
+	local vpc azs az i=0 igw public_rt private_rt eip nat subnet public=() private=()
 	vpc="$(awscli ec2 create-vpc --cidr-block 10.0.0.0/16 \
 		--tag-specifications 'ResourceType=vpc,Tags=[{Key=Name,Value=ecs-sd}]' \
 		--query Vpc.VpcId --output text)"
 	awscli ec2 modify-vpc-attribute --vpc-id "$vpc" --enable-dns-support '{"Value":true}'
 	awscli ec2 modify-vpc-attribute --vpc-id "$vpc" --enable-dns-hostnames '{"Value":true}'
+	igw="$(awscli ec2 create-internet-gateway --query InternetGateway.InternetGatewayId --output text)"
+	awscli ec2 attach-internet-gateway --vpc-id "$vpc" --internet-gateway-id "$igw"
+	public_rt="$(awscli ec2 create-route-table --vpc-id "$vpc" --query RouteTable.RouteTableId --output text)"
+	awscli ec2 create-route --route-table-id "$public_rt" --destination-cidr-block 0.0.0.0/0 \
+		--gateway-id "$igw" >/dev/null
+	private_rt="$(awscli ec2 create-route-table --vpc-id "$vpc" --query RouteTable.RouteTableId --output text)"
 	azs="$(awscli ec2 describe-availability-zones --query 'AvailabilityZones[0:2].ZoneName' --output text)"
 	for az in $azs; do
-		subnets+=("$(awscli ec2 create-subnet --vpc-id "$vpc" --availability-zone "$az" \
-			--cidr-block "10.0.$((i * 64)).0/18" --query Subnet.SubnetId --output text)")
+		subnet="$(awscli ec2 create-subnet --vpc-id "$vpc" --availability-zone "$az" \
+			--cidr-block "10.0.$((i * 16)).0/20" --query Subnet.SubnetId --output text)"
+		awscli ec2 associate-route-table --route-table-id "$public_rt" --subnet-id "$subnet" >/dev/null
+		public+=("$subnet")
+		subnet="$(awscli ec2 create-subnet --vpc-id "$vpc" --availability-zone "$az" \
+			--cidr-block "10.0.$((128 + i * 64)).0/18" --query Subnet.SubnetId --output text)"
+		awscli ec2 associate-route-table --route-table-id "$private_rt" --subnet-id "$subnet" >/dev/null
+		private+=("$subnet")
 		i=$((i + 1))
 	done
-	log "created VPC $vpc with subnets ${subnets[*]}"
+	eip="$(awscli ec2 allocate-address --domain vpc --query AllocationId --output text)"
+	nat="$(awscli ec2 create-nat-gateway --subnet-id "${public[0]}" --allocation-id "$eip" \
+		--query NatGateway.NatGatewayId --output text)"
+	log "waiting for NAT gateway $nat"
+	awscli ec2 wait nat-gateway-available --nat-gateway-ids "$nat"
+	awscli ec2 create-route --route-table-id "$private_rt" --destination-cidr-block 0.0.0.0/0 \
+		--nat-gateway-id "$nat" >/dev/null
+	log "created VPC $vpc: public subnets ${public[*]}, NAT gateway $nat, private subnets ${private[*]}"
 	emit VPC_ID "$vpc"
 	local IFS=,
-	emit SUBNET_IDS "${subnets[*]}"
+	emit SUBNET_IDS "${private[*]}"
 }
 
 if [[ -z "${VPC_ID:-}" ]]; then

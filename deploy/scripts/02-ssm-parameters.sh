@@ -4,7 +4,9 @@
 #   - the list of Cloud Map namespaces to discover (StringList, comma-separated names or ids);
 #   - the whole Prometheus configuration, rendered from a template in deploy/prometheus/ with
 #     ${AWS_REGION} and ${WORKSPACE_ID} filled in. Comment and blank lines are dropped so that the
-#     value stays under the 4 KB standard tier; above that the Advanced tier (8 KB) is used.
+#     value stays under the 4 KB standard tier. Writes ask for Intelligent-Tiering: Parameter
+#     Store keeps the parameter standard unless the value needs the Advanced tier (up to 8 KB,
+#     charged). A write never asks for Standard, which an Advanced parameter cannot go back to.
 #
 # Environment:
 #   AWS_REGION                           required (or AWS_DEFAULT_REGION)
@@ -51,17 +53,16 @@ trap 'rm -rf "$tmp"' EXIT
 # put_parameter NAME TYPE FILE writes FILE's content to the parameter (file:// keeps the CLI from
 # fetching values that look like URLs, and keeps newlines).
 put_parameter() {
-	local name="$1" type="$2" file="$3" size tier=Standard
+	local name="$1" type="$2" file="$3" size tier
 	size="$(wc -c <"$file")"
 	if ((size > 8192)); then
 		die "parameter $name would hold $size bytes, more than the 8 KB SSM allows"
 	elif ((size > 4096)); then
-		log "parameter $name holds $size bytes: using the Advanced tier (charged)"
-		tier=Advanced
+		log "parameter $name holds $size bytes: Parameter Store makes it an Advanced parameter (charged)"
 	fi
-	awscli ssm put-parameter --name "$name" --type "$type" --tier "$tier" --overwrite \
-		--value "file://$file" >/dev/null
-	log "wrote parameter $name ($type, $size bytes)"
+	tier="$(awscli ssm put-parameter --name "$name" --type "$type" --tier Intelligent-Tiering --overwrite \
+		--value "file://$file" --query Tier --output text)"
+	log "wrote parameter $name ($type, $size bytes, tier $tier)"
 }
 
 printf '%s' "$DISCOVERY_NAMESPACES" >"$tmp/namespaces"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 3 of the CLI path: the IAM roles the task definitions name.
-#   - the task execution role (ECS agent: pull images, write container logs);
+#   - the task execution role (ECS agent: write container logs; pull the images that come from
+#     ECR, from their repositories only);
 #   - the Prometheus task role (ecs-sd: read its two SSM parameters and the Cloud Map namespace;
 #     Prometheus: remote-write to the AMP workspace), least privilege, see deploy/iam/ and the
 #     IAM section of deploy/README.md.
@@ -13,7 +14,10 @@
 #                                                read; default the web app's and node exporter's
 #                                                (CLOUDMAP_WEBAPP_SERVICE_ARN, CLOUDMAP_NODE_EXPORTER_SERVICE_ARN)
 #   DISCOVERY_NAMESPACES_PARAMETER_ARN, PROMETHEUS_CONFIG_PARAMETER_ARN, WORKSPACE_ARN   required
-#   NAMESPACE_NAME                               default ecs-services
+#   ECS_SD_IMAGE, WEBAPP_IMAGE                   required: the execution role may pull from the
+#                                                ECR repositories of these and of
+#                                                PROMETHEUS_IMAGE and NODE_EXPORTER_IMAGE (images
+#                                                of other registries need no permission)
 #   ROLE_NAME_PREFIX                             default ecs-sd
 #   AWS_ACCOUNT_ID                               default: asked from STS
 #
@@ -25,56 +29,76 @@ if [[ -z "${CLOUDMAP_SERVICE_ARNS:-}" && -n "${CLOUDMAP_WEBAPP_SERVICE_ARN:-}" &
 	CLOUDMAP_SERVICE_ARNS="${CLOUDMAP_WEBAPP_SERVICE_ARN},${CLOUDMAP_NODE_EXPORTER_SERVICE_ARN}"
 fi
 require_env AWS_REGION CLOUDMAP_NAMESPACE_ARN CLOUDMAP_SERVICE_ARNS \
-	DISCOVERY_NAMESPACES_PARAMETER_ARN PROMETHEUS_CONFIG_PARAMETER_ARN WORKSPACE_ARN
+	DISCOVERY_NAMESPACES_PARAMETER_ARN PROMETHEUS_CONFIG_PARAMETER_ARN WORKSPACE_ARN \
+	ECS_SD_IMAGE WEBAPP_IMAGE
 ROLE_NAME_PREFIX="${ROLE_NAME_PREFIX:-ecs-sd}"
 AWS_ACCOUNT_ID="$(aws_account_id)"
 AWS_PARTITION="$(aws_partition)"
 [[ -n "$AWS_ACCOUNT_ID" ]] || die "cannot tell the AWS account id (set AWS_ACCOUNT_ID)"
 export AWS_ACCOUNT_ID AWS_PARTITION
 
-# The policy template takes the service ARNs as a JSON list body: "arn1", "arn2". The quotes are
-# meant literally (the value is pasted into JSON, never word-split).
-CLOUDMAP_SERVICE_ARNS_JSON=""
+# The policy templates take ARN lists as JSON list bodies: "arn1", "arn2".
 IFS=, read -r -a service_arns <<<"$CLOUDMAP_SERVICE_ARNS"
-for arn in "${service_arns[@]}"; do
-	arn="${arn// /}"
-	[[ -z "$arn" ]] && continue
-	[[ "$arn" == arn:*:servicediscovery:*:service/* ]] || die "not a Cloud Map service ARN: $arn"
-	# shellcheck disable=SC2089
-	CLOUDMAP_SERVICE_ARNS_JSON+="${CLOUDMAP_SERVICE_ARNS_JSON:+, }\"$arn\""
+for i in "${!service_arns[@]}"; do
+	arn="${service_arns[$i]// /}"
+	service_arns[i]="$arn"
+	[[ -z "$arn" || "$arn" == arn:*:servicediscovery:*:service/* ]] || die "not a Cloud Map service ARN: $arn"
 done
-# shellcheck disable=SC2090
-export CLOUDMAP_SERVICE_ARNS_JSON
+CLOUDMAP_SERVICE_ARNS_JSON="$(json_list_body "${service_arns[@]}")"
+ecr_arns=()
+for image in "$ECS_SD_IMAGE" "$WEBAPP_IMAGE" "$PROMETHEUS_IMAGE" "$NODE_EXPORTER_IMAGE"; do
+	arn="$(ecr_repository_arn "$image")"
+	if [[ -n "$arn" ]] && [[ " ${ecr_arns[*]} " != *" $arn "* ]]; then
+		ecr_arns+=("$arn")
+	fi
+done
+ECR_REPOSITORY_ARNS_JSON="$(json_list_body "${ecr_arns[@]}")"
+export CLOUDMAP_SERVICE_ARNS_JSON ECR_REPOSITORY_ARNS_JSON
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 render_to "$ECS_SD_DEPLOY_DIR/iam/ecs-tasks-trust-policy.json" "$tmp/trust.json"
 
-# ensure_role NAME POLICY_TEMPLATE prints the ARN of role NAME, creating it when missing, with the
-# ECS tasks trust policy and the rendered template as its only inline policy.
+# ensure_role NAME prints the ARN of role NAME, creating it when missing, with the ECS tasks
+# trust policy.
 ensure_role() {
-	local name="$1" template="$2" arn
+	local name="$1" arn
 	arn="$(awscli iam get-role --role-name "$name" --query Role.Arn --output text 2>/dev/null || true)"
 	if [[ -z "$arn" || "$arn" == "None" ]]; then
 		log "creating IAM role $name"
 		arn="$(awscli iam create-role --role-name "$name" \
 			--assume-role-policy-document "file://$tmp/trust.json" \
-			--description "ecs-sd deployment: $(basename "$template" .json)" \
-			--query Role.Arn --output text)"
+			--description "ecs-sd deployment" --query Role.Arn --output text)"
 	else
 		log "updating IAM role $name"
 		awscli iam update-assume-role-policy --role-name "$name" \
 			--policy-document "file://$tmp/trust.json"
 	fi
-	render_to "$template" "$tmp/policy.json"
-	awscli iam put-role-policy --role-name "$name" --policy-name "$(basename "$template" .json)" \
-		--policy-document "file://$tmp/policy.json"
 	printf '%s\n' "$arn"
 }
 
-execution_role="$(ensure_role "${ROLE_NAME_PREFIX}-task-execution" \
-	"$ECS_SD_DEPLOY_DIR/iam/task-execution-policy.json")"
-prometheus_role="$(ensure_role "${ROLE_NAME_PREFIX}-prometheus-task" \
-	"$ECS_SD_DEPLOY_DIR/iam/prometheus-task-policy.json")"
+# put_policy ROLE TEMPLATE renders TEMPLATE and makes it the role's inline policy named after it.
+put_policy() {
+	local role="$1" template="$2"
+	render_to "$template" "$tmp/policy.json"
+	awscli iam put-role-policy --role-name "$role" --policy-name "$(basename "$template" .json)" \
+		--policy-document "file://$tmp/policy.json"
+}
+
+execution_role_name="${ROLE_NAME_PREFIX}-task-execution"
+execution_role="$(ensure_role "$execution_role_name")"
+put_policy "$execution_role_name" "$ECS_SD_DEPLOY_DIR/iam/task-execution-policy.json"
+if ((${#ecr_arns[@]} > 0)); then
+	log "the execution role may pull from ${ecr_arns[*]}"
+	put_policy "$execution_role_name" "$ECS_SD_DEPLOY_DIR/iam/ecr-pull-policy.json"
+else
+	log "no image comes from ECR: the execution role gets no ECR permission"
+	err="$(awscli iam delete-role-policy --role-name "$execution_role_name" --policy-name ecr-pull-policy 2>&1)" ||
+		[[ "$err" == *NoSuchEntity* ]] || die "delete the ECR policy of $execution_role_name: $err"
+fi
+
+prometheus_role_name="${ROLE_NAME_PREFIX}-prometheus-task"
+prometheus_role="$(ensure_role "$prometheus_role_name")"
+put_policy "$prometheus_role_name" "$ECS_SD_DEPLOY_DIR/iam/prometheus-task-policy.json"
 emit EXECUTION_ROLE_ARN "$execution_role"
 emit PROMETHEUS_TASK_ROLE_ARN "$prometheus_role"

@@ -21,8 +21,6 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-export PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-quay.io/prometheus/prometheus:v3.5.0}"
-export NODE_EXPORTER_IMAGE="${NODE_EXPORTER_IMAGE:-quay.io/prometheus/node-exporter:v1.9.1}"
 export WEBAPP_LOAD_RPS="${WEBAPP_LOAD_RPS:-5}"
 LOG_RETENTION_DAYS="${LOG_RETENTION_DAYS:-14}"
 require_env AWS_REGION ECS_SD_IMAGE WEBAPP_IMAGE EXECUTION_ROLE_ARN PROMETHEUS_TASK_ROLE_ARN

@@ -146,12 +146,39 @@ csv_to_shorthand_list() {
 	printf '[%s]' "${joined%,}"
 }
 
+# json_list_body prints its arguments as the body of a JSON list of strings: "a", "b" (empty
+# arguments are left out). The IAM policy templates paste it between brackets.
+json_list_body() {
+	local item body=""
+	for item in "$@"; do
+		[[ -n "$item" ]] && body+="${body:+, }\"$item\""
+	done
+	printf '%s' "$body"
+}
+
+# ecr_repository_arn IMAGE prints the ARN of the ECR repository IMAGE comes from
+# (ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPOSITORY[:TAG|@DIGEST]), or nothing for an image
+# of another registry.
+ecr_repository_arn() {
+	local re='^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([^:@]+)([:@].*)?$'
+	if [[ "$1" =~ $re ]]; then
+		local partition=aws
+		case "${BASH_REMATCH[2]}" in
+		cn-*) partition=aws-cn ;;
+		us-gov-*) partition=aws-us-gov ;;
+		esac
+		printf 'arn:%s:ecr:%s:%s:repository/%s\n' "$partition" "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}" "${BASH_REMATCH[4]}"
+	fi
+}
+
 # Names shared by several steps, with their defaults (override any of them in the environment).
+PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-quay.io/prometheus/prometheus:v3.5.0}"
+NODE_EXPORTER_IMAGE="${NODE_EXPORTER_IMAGE:-quay.io/prometheus/node-exporter:v1.9.1}"
 NAMESPACE_NAME="${NAMESPACE_NAME:-ecs-services}"
 DISCOVERY_NAMESPACES_PARAMETER_NAME="${DISCOVERY_NAMESPACES_PARAMETER_NAME:-ECS-ServiceDiscovery-Namespaces}"
 PROMETHEUS_CONFIG_PARAMETER_NAME="${PROMETHEUS_CONFIG_PARAMETER_NAME:-ECS-Prometheus-Configuration}"
 PROMETHEUS_LOG_GROUP="${PROMETHEUS_LOG_GROUP:-/ecs/ecs-sd/prometheus}"
 WEBAPP_LOG_GROUP="${WEBAPP_LOG_GROUP:-/ecs/ecs-sd/webapp}"
 NODE_EXPORTER_LOG_GROUP="${NODE_EXPORTER_LOG_GROUP:-/ecs/ecs-sd/node-exporter}"
-export NAMESPACE_NAME DISCOVERY_NAMESPACES_PARAMETER_NAME PROMETHEUS_CONFIG_PARAMETER_NAME \
+export PROMETHEUS_IMAGE NODE_EXPORTER_IMAGE NAMESPACE_NAME DISCOVERY_NAMESPACES_PARAMETER_NAME PROMETHEUS_CONFIG_PARAMETER_NAME \
 	PROMETHEUS_LOG_GROUP WEBAPP_LOG_GROUP NODE_EXPORTER_LOG_GROUP
