@@ -2,6 +2,8 @@ module github.com/ecs-sd/ecs-sd
 
 go 1.26.8
 
+toolchain go1.26.9
+
 require (
 	github.com/alecthomas/kingpin/v2 v2.4.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0

@@ -161,7 +161,7 @@ func (s *screen) verdict(w io.Writer) int {
 			empty = append(empty, r.Name)
 		}
 	}
-	if s.added != nil && !(s.addedTarget && s.addedSink) {
+	if s.added != nil && (!s.addedTarget || !s.addedSink) {
 		fmt.Fprintf(w, "\ndemo: note: the task added mid-run (%s) was not seen in both Prometheus's targets and the sink\n", s.added.Addr)
 	}
 	if len(empty) > 0 {

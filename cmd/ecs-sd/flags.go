@@ -88,7 +88,8 @@ func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, e
 			return cfg, err
 		}
 	}
-	return cfg, cfg.Validate()
+	err := cfg.Validate()
+	return cfg, err
 }
 
 // setting registers the application of one flag's value, when the user gave the flag.

@@ -88,7 +88,7 @@ func newHandler(o options) (http.Handler, error) {
 	for _, rt := range a.routes() {
 		mux.Handle(rt.pattern, a.instrument(rt.path, a.work(rt)))
 	}
-	mux.Handle("/", a.instrument(unmatchedPath, http.HandlerFunc(http.NotFound)))
+	mux.Handle("/", a.instrument(unmatchedPath, http.NotFoundHandler()))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

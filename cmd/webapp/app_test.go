@@ -89,7 +89,7 @@ func newTestApp(t *testing.T, modify func(*options)) *httptest.Server {
 // do makes one request and returns its status code and body.
 func do(t *testing.T, method, url string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), method, url, http.NoBody)
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -101,7 +101,7 @@ func do(t *testing.T, method, url string) (int, string) {
 
 // scrape fetches baseURL/metrics in the Prometheus text format and parses it.
 func scrape(t require.TestingT, baseURL string) map[string]*dto.MetricFamily {
-	req, err := http.NewRequest(http.MethodGet, baseURL+"/metrics", nil)
+	req, err := http.NewRequest(http.MethodGet, baseURL+"/metrics", http.NoBody)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	resp, err := http.DefaultClient.Do(req)
@@ -400,7 +400,7 @@ func TestClientGoneIsCountedAs499(t *testing.T) {
 		}
 	})
 	ctx, cancel := context.WithCancel(t.Context())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/slow", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/slow", http.NoBody)
 	require.NoError(t, err)
 	errc := make(chan error, 1)
 	go func() {

@@ -4,6 +4,8 @@ module github.com/ecs-sd/ecs-sd/deploy/imagetest
 
 go 1.26.8
 
+toolchain go1.26.9
+
 require (
 	github.com/moby/buildkit v0.34.2
 	github.com/moby/patternmatcher v0.6.1

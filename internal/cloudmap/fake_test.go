@@ -107,14 +107,14 @@ func (f *fakeAPI) enter(op, key string) error {
 	return f.fail[op+"/"+key]
 }
 
-func page[T any](items []T, token *string, max *int32) ([]T, *string) {
+func page[T any](items []T, token *string, maxResults *int32) ([]T, *string) {
 	start := 0
 	if token != nil {
 		start, _ = strconv.Atoi(*token)
 	}
 	size := 100
-	if max != nil && int(*max) < size {
-		size = int(*max)
+	if maxResults != nil && int(*maxResults) < size {
+		size = int(*maxResults)
 	}
 	end := min(start+size, len(items))
 	if end < len(items) {

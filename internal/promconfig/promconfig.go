@@ -90,7 +90,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 }
 
 func (s *Syncer) reload(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.ReloadURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.ReloadURL, http.NoBody)
 	if err != nil {
 		return err
 	}

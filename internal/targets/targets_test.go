@@ -77,10 +77,13 @@ func TestMergeDeduplicatesEndpoints(t *testing.T) {
 
 func TestParsePort(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int{"1": 1, " 9100 ": 9100, "65535": 65535} {
-		p, err := ParsePort(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, p)
+	for _, c := range []struct {
+		in   string
+		want int
+	}{{"1", 1}, {" 9100 ", 9100}, {"65535", 65535}} {
+		p, err := ParsePort(c.in)
+		require.NoError(t, err, c.in)
+		require.Equal(t, c.want, p)
 	}
 	for _, in := range []string{"", "0", "65536", "-1", "http", "80.5"} {
 		_, err := ParsePort(in)

@@ -118,7 +118,7 @@ func (c *Client) Config(ctx context.Context) (string, error) {
 // api GETs an HTTP API path and decodes the "data" member of a successful answer into data.
 func (c *Client) api(ctx context.Context, path string, query url.Values, data any) error {
 	u := c.URL + path + "?" + query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
 		return fmt.Errorf("build request for %s: %w", u, err)
 	}

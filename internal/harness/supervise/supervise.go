@@ -173,7 +173,7 @@ func (p *Process) WaitReady(ctx context.Context, addr, url string, timeout time.
 	defer ticker.Stop()
 	for {
 		if p.Exited() {
-			return fmt.Errorf("%s %w (%v); log %s:\n%s", p.name, ErrExitedEarly, p.waitErr, p.logPath, p.LogTail(LogTailLines))
+			return fmt.Errorf("%s %w (%w); log %s:\n%s", p.name, ErrExitedEarly, p.waitErr, p.logPath, p.LogTail(LogTailLines))
 		}
 		if p.answers(ctx, client, addr, url, ready) {
 			return nil
@@ -189,7 +189,7 @@ func (p *Process) WaitReady(ctx context.Context, addr, url string, timeout time.
 
 // answers reports whether url's answer satisfies ready and the process listens on addr.
 func (p *Process) answers(ctx context.Context, client *http.Client, addr, url string, ready func(*http.Response) bool) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return false
 	}
@@ -254,7 +254,7 @@ func GroupMembers(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue // gone meanwhile
 		}

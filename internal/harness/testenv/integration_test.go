@@ -281,7 +281,13 @@ func namespaceIDs(t *testing.T, cm *servicediscovery.Client) []string {
 }
 
 // assertErrorCode asserts that err is an AWS API error with the code.
-func assertErrorCode(t *testing.T, err error, code string) smithy.APIError {
+func assertErrorCode(t *testing.T, err error, code string) {
+	t.Helper()
+	_ = requireAPIError(t, err, code)
+}
+
+// requireAPIError asserts that err is an AWS API error with the code and returns it.
+func requireAPIError(t *testing.T, err error, code string) smithy.APIError {
 	t.Helper()
 	var apiErr smithy.APIError
 	require.True(t, errors.As(err, &apiErr), "want an API error %s, got %v", code, err)
@@ -292,5 +298,5 @@ func assertErrorCode(t *testing.T, err error, code string) smithy.APIError {
 // assertInjected asserts that err is the proxy's injected fault with the code.
 func assertInjected(t *testing.T, err error, code string) {
 	t.Helper()
-	assert.Equal(t, faultMessage, assertErrorCode(t, err, code).ErrorMessage())
+	assert.Equal(t, faultMessage, requireAPIError(t, err, code).ErrorMessage())
 }

@@ -199,7 +199,7 @@ func addDisableHostPrefix(stack *middleware.Stack) error {
 
 // postEmpty sends an empty POST to url and expects a 2xx answer.
 func postEmpty(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, http.NoBody)
 	if err != nil {
 		return fmt.Errorf("build request for %s: %w", url, err)
 	}
