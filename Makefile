@@ -12,8 +12,9 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=main -X $(VPKG).BuildUser=make
 GOTESTFLAGS ?= -count=1 -timeout 15m
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
-# go.mod names the toolchain (go1.26.9: twelve standard-library vulnerabilities that ecs-sd calls are
-# fixed there). Machines whose Go defaults to GOTOOLCHAIN=local would otherwise build with their own.
+# go.mod names the toolchain: the newest Go 1.26 patch release, in which every standard-library
+# vulnerability that govulncheck finds in ecs-sd's code paths is fixed (`make lint` checks). Machines whose
+# Go defaults to GOTOOLCHAIN=local would otherwise build with their own.
 export GOTOOLCHAIN ?= auto
 # IMAGETEST is the container images' test, a Go module of its own so that BuildKit's Dockerfile
 # parser stays out of ecs-sd's go.mod (docs/architecture.md).

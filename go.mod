@@ -2,7 +2,7 @@ module github.com/ecs-sd/ecs-sd
 
 go 1.26.8
 
-toolchain go1.26.9
+toolchain go1.26.11
 
 require (
 	github.com/alecthomas/kingpin/v2 v2.4.0

@@ -2,7 +2,7 @@ module github.com/ecs-sd/ecs-sd/tools
 
 go 1.26.8
 
-toolchain go1.26.9
+toolchain go1.26.11
 
 tool (
 	github.com/golangci/golangci-lint/v2/cmd/golangci-lint

@@ -4,7 +4,7 @@ module github.com/ecs-sd/ecs-sd/deploy/imagetest
 
 go 1.26.8
 
-toolchain go1.26.9
+toolchain go1.26.11
 
 require (
 	github.com/moby/buildkit v0.34.2
