@@ -264,13 +264,10 @@ func (s *stack) list(v any) []any {
 // eval evaluates v: intrinsic functions are applied, AWS::NoValue removes what it stands for.
 func (s *stack) eval(v any) any {
 	s.t.Helper()
-	switch x := v.(type) {
-	case map[string]any:
-		if len(x) == 1 {
-			for k, arg := range x {
-				if isFunction(k, arg) {
-					return s.call(k, arg)
-				}
+	if x, ok := v.(map[string]any); ok && len(x) == 1 {
+		for k, arg := range x {
+			if isFunction(k, arg) {
+				return s.call(k, arg)
 			}
 		}
 	}
@@ -379,15 +376,14 @@ func (s *stack) call(fn string, arg any) any {
 // every other intrinsic function as written.
 func (s *stack) conditional(v any) any {
 	s.t.Helper()
-	switch x := v.(type) {
-	case map[string]any:
-		if args, ok := x["Fn::If"].([]any); ok && len(x) == 1 {
+	if x, ok := v.(map[string]any); ok && len(x) == 1 {
+		if args, ok := x["Fn::If"].([]any); ok {
 			if s.condition(args[0].(string)) {
 				return s.conditional(args[1])
 			}
 			return s.conditional(args[2])
 		}
-		if x["Ref"] == "AWS::NoValue" && len(x) == 1 {
+		if x["Ref"] == "AWS::NoValue" {
 			return noValue{}
 		}
 	}

@@ -426,10 +426,10 @@ func checkNamespace(t *testing.T, m *testenv.Moto, vars map[string]string) {
 		t.Errorf("namespace %+v, want private DNS namespace ecs-services %s", ns.Namespace, vars["CLOUDMAP_NAMESPACE_ARN"])
 	}
 	var vpc struct {
-		EnableDnsHostnames struct{ Value bool }
+		EnableDNSHostnames struct{ Value bool }
 	}
 	awsJSON(t, m, &vpc, "ec2", "describe-vpc-attribute", "--vpc-id", vars["VPC_ID"], "--attribute", "enableDnsHostnames")
-	if !vpc.EnableDnsHostnames.Value {
+	if !vpc.EnableDNSHostnames.Value {
 		t.Errorf("VPC %s has DNS hostnames off", vars["VPC_ID"])
 	}
 }
@@ -444,20 +444,20 @@ func checkCloudMapServices(t *testing.T, m *testenv.Moto, vars map[string]string
 		arn := vars[tc.arnVar]
 		var svc struct {
 			Service struct {
-				Name, NamespaceId string
-				DnsConfig         struct {
-					DnsRecords []struct{ Type string }
+				Name, NamespaceID string
+				DNSConfig         struct {
+					DNSRecords []struct{ Type string }
 				}
 				HealthCheckCustomConfig *struct{ FailureThreshold int }
 			}
 		}
 		awsJSON(t, m, &svc, "servicediscovery", "get-service", "--id", arn[strings.LastIndex(arn, "/")+1:])
 		s := svc.Service
-		if s.Name != tc.name || s.NamespaceId != vars["CLOUDMAP_NAMESPACE_ID"] {
-			t.Errorf("Cloud Map service %s: name %q in %q, want %q in %q", arn, s.Name, s.NamespaceId, tc.name, vars["CLOUDMAP_NAMESPACE_ID"])
+		if s.Name != tc.name || s.NamespaceID != vars["CLOUDMAP_NAMESPACE_ID"] {
+			t.Errorf("Cloud Map service %s: name %q in %q, want %q in %q", arn, s.Name, s.NamespaceID, tc.name, vars["CLOUDMAP_NAMESPACE_ID"])
 		}
-		if len(s.DnsConfig.DnsRecords) != 1 || s.DnsConfig.DnsRecords[0].Type != tc.recordType {
-			t.Errorf("Cloud Map service %s: DNS records %+v, want one %s", tc.name, s.DnsConfig.DnsRecords, tc.recordType)
+		if len(s.DNSConfig.DNSRecords) != 1 || s.DNSConfig.DNSRecords[0].Type != tc.recordType {
+			t.Errorf("Cloud Map service %s: DNS records %+v, want one %s", tc.name, s.DNSConfig.DNSRecords, tc.recordType)
 		}
 		if s.HealthCheckCustomConfig == nil {
 			t.Errorf("Cloud Map service %s has no custom health check config (ECS reports task health there)", tc.name)
@@ -638,18 +638,18 @@ func checkECSServices(t *testing.T, m *testenv.Moto, vars map[string]string) {
 
 	var groups struct {
 		SecurityGroups []struct {
-			IpPermissions []struct {
+			IPPermissions []struct {
 				FromPort         int
-				UserIdGroupPairs []struct{ GroupId string }
+				UserIDGroupPairs []struct{ GroupID string }
 			}
 		}
 	}
 	awsJSON(t, m, &groups, "ec2", "describe-security-groups", "--group-ids", vars["WEBAPP_SECURITY_GROUP_ID"])
 	opened := false
 	for _, g := range groups.SecurityGroups {
-		for _, p := range g.IpPermissions {
-			for _, pair := range p.UserIdGroupPairs {
-				opened = opened || (p.FromPort == 3000 && pair.GroupId == vars["PROMETHEUS_SECURITY_GROUP_ID"])
+		for _, p := range g.IPPermissions {
+			for _, pair := range p.UserIDGroupPairs {
+				opened = opened || (p.FromPort == 3000 && pair.GroupID == vars["PROMETHEUS_SECURITY_GROUP_ID"])
 			}
 		}
 	}
@@ -702,14 +702,14 @@ func checkNetwork(t *testing.T, m *testenv.Moto, vars map[string]string) {
 	for _, subnet := range strings.Split(vars["SUBNET_IDS"], ",") {
 		var out struct {
 			RouteTables []struct {
-				Routes []struct{ DestinationCidrBlock, NatGatewayId string }
+				Routes []struct{ DestinationCidrBlock, NatGatewayID string }
 			}
 		}
 		awsJSON(t, m, &out, "ec2", "describe-route-tables", "--filters", "Name=association.subnet-id,Values="+subnet)
 		nat := false
 		for _, rt := range out.RouteTables {
 			for _, r := range rt.Routes {
-				nat = nat || (r.DestinationCidrBlock == "0.0.0.0/0" && strings.HasPrefix(r.NatGatewayId, "nat-"))
+				nat = nat || (r.DestinationCidrBlock == "0.0.0.0/0" && strings.HasPrefix(r.NatGatewayID, "nat-"))
 			}
 		}
 		if !nat {
