@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,32 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecs-sd/ecs-sd/internal/config"
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
-
-// syncBuffer is a log destination that the server's goroutines and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testConfig is a daemon configuration whose AWS endpoint refuses connections, writing into dir
 // and listening on addr.
@@ -66,7 +47,7 @@ func TestAddressInUse(t *testing.T) {
 	tmp := filepath.Join(dir, ".ecs-services.json.tmp-12345")
 	require.NoError(t, os.WriteFile(tmp, []byte("another ecs-sd's write in flight"), 0o600))
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	err = serve(t.Context(), testConfig(dir, busy.Addr().String()), false, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.EqualError(t, err, "web listen address: listen tcp "+busy.Addr().String()+": bind: address already in use")
 	require.NotContains(t, logs.String(), "level=ERROR", "no other error before the real one")
@@ -112,7 +93,7 @@ func TestServerErrorsAreStructuredLogs(t *testing.T) {
 	cfg := testConfig(dir, addr)
 	cfg.Web.ConfigFile = webConfig
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewTextHandler(&logs, nil))) }()
