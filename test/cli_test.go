@@ -26,6 +26,10 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{env: []string{"CONFIG_RELOAD_FREQUENCY=abc"}, want: `CONFIG_RELOAD_FREQUENCY="abc"`},
 		{env: []string{"CONFIG_RELOAD_FREQUENCY=0"}, want: `CONFIG_RELOAD_FREQUENCY="0"`},
+		{env: []string{"CONFIG_RELOAD_FREQUENCY=18446744074"}, want: `CONFIG_RELOAD_FREQUENCY="18446744074": want a whole number of seconds from 1 to 86400`},
+		{env: []string{"CONFIG_RELOAD_FREQUENCY=99999999999"}, want: `CONFIG_RELOAD_FREQUENCY="99999999999"`},
+		{args: []string{"--refresh.interval=2d"}, want: "refresh interval 2d: must be from 100ms to 1d"},
+		{args: []string{"--cloudmap.tags-refresh-interval=3d"}, want: "cloudmap tags refresh interval 3d: must be from 0s to 1d"},
 		{args: []string{"--refresh.interval=banana"}, want: "refresh.interval"},
 		{args: []string{"--prometheus.reload-url=localhost:9090"}, want: "prometheus reload url"},
 		{args: []string{"--log.level=loud"}, want: "log level"},

@@ -99,6 +99,10 @@ scrape_configs:
 		require.Equal(t, "NodeExporterService", got[want[2]].Labels["service"])
 		require.Equal(t, "NodeExporterTask", got[want[2]].Labels["taskdefinition"])
 	}
+	// Prometheus's http_sd client asks for no compression (its HTTP client turns Go's off, and
+	// it sends no Accept-Encoding): it reads the plain list, which the README says.
+	require.Positive(t, d.metric(t, `ecs_sd_http_sd_responses_total{code="200",encoding="identity"}`))
+	require.Zero(t, d.metric(t, `ecs_sd_http_sd_responses_total{code="200",encoding="gzip"}`))
 	testenv.Eventually(t, 30*time.Second, 250*time.Millisecond, func() (bool, string) {
 		tg := activeTargets(t, p, "ecs_services")[want[0]]
 		return tg.Health == "up", "health of ecs-sd's own target: " + tg.Health + " " + tg.LastError

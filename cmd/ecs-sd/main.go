@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -88,12 +89,21 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	if err != nil {
 		return configError{err}
 	}
+	var listeners []net.Listener
+	if !once {
+		// Bound before any file is touched: a second ecs-sd given the same address stops here,
+		// with one error naming it, and leaves the first one's files alone.
+		if listeners, err = listen(cfg.Web); err != nil {
+			return err
+		}
+		defer closeAll(listeners) // those a failed server did not serve; the others are closed already
+	}
 	metrics := refresh.NewMetrics(reg)
 	sources, err := newSources(cfg, awsCfg, metrics, reg, logger)
 	if err != nil {
 		return err
 	}
-	sinks, targetsHandler, err := newSinks(cfg.Output, reg, logger)
+	sinks, targetsHandler, baseline, err := newSinks(cfg.Output, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -102,6 +112,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		Sources:  sources,
 		Sinks:    sinks,
 		Jobs:     newJobs(cfg, awsCfg, reg, logger),
+		Baseline: baseline,
 		Logger:   logger,
 		Metrics:  metrics,
 	})
@@ -115,7 +126,11 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	if err != nil {
 		return err
 	}
-	return listenAndRun(ctx, cfg.Web, handler, loop, logger)
+	// The outputs hold the earlier run's list before the first request can be answered.
+	if err := loop.Prime(ctx); err != nil {
+		return err
+	}
+	return serveAndRun(ctx, cfg.Web, listeners, handler, loop, logger)
 }
 
 // newRegistry returns the registry of ecs-sd's metrics, with the build, Go and process collectors.

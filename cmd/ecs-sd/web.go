@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +21,9 @@ import (
 )
 
 // routes returns ecs-sd's HTTP handler: the http_sd list at the targets path (when targets is not
-// nil), /metrics, /-/healthy, /-/ready (503 until ready) and, at /, exporter-toolkit's landing
-// page linking them.
+// nil), /metrics, /-/healthy, /-/ready (503 until every source has had a discovery without
+// error: until then the list may hold an earlier run's targets, or lack those of a failing part)
+// and, at /, exporter-toolkit's landing page linking them.
 func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready func() bool) (http.Handler, error) {
 	mux := http.NewServeMux()
 	var links []web.LandingLinks
@@ -33,7 +37,7 @@ func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "ecs-sd is not ready: no discovery has completed yet.", http.StatusServiceUnavailable)
+			http.Error(w, "ecs-sd is not ready: not every source has had a discovery without error yet.", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ecs-sd is ready.")
@@ -41,7 +45,7 @@ func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready
 	links = append(links,
 		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "ecs-sd's own metrics"},
 		web.LandingLinks{Address: "/-/healthy", Text: "Health", Description: "200 while the process runs"},
-		web.LandingLinks{Address: "/-/ready", Text: "Readiness", Description: "200 once every source has returned targets"},
+		web.LandingLinks{Address: "/-/ready", Text: "Readiness", Description: "200 once every source has had a discovery without error"},
 	)
 	if targets != nil && wc.TargetsPath == "/" {
 		return mux, nil // the target list is the root page
@@ -60,14 +64,39 @@ func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready
 	return mux, nil
 }
 
-// listenAndRun serves handler on the configured addresses (TLS and basic auth from the exporter-toolkit
-// web configuration) and runs the loop, until ctx ends or the server fails; then it stops both.
-func listenAndRun(ctx context.Context, wc config.Web, handler http.Handler, loop *refresh.Loop, logger *slog.Logger) error {
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+// listen checks the web configuration file (TLS, basic auth) and binds every listen address, so
+// that a bad file, or an address in use (or that cannot be had), is one clear error at start,
+// naming the file or the address.
+func listen(wc config.Web) ([]net.Listener, error) {
+	if err := web.Validate(wc.ConfigFile); err != nil {
+		return nil, configError{fmt.Errorf("web config file %s: %w", wc.ConfigFile, err)}
+	}
+	var listeners []net.Listener
+	for _, addr := range wc.ListenAddresses {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll(listeners)
+			return nil, fmt.Errorf("web listen address: %w", err)
+		}
+		listeners = append(listeners, l)
+	}
+	return listeners, nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		_ = l.Close()
+	}
+}
+
+// serveAndRun serves handler on listeners (TLS and basic auth from the exporter-toolkit web
+// configuration) and runs the loop, until ctx ends or the server fails; then it stops both.
+func serveAndRun(ctx context.Context, wc config.Web, listeners []net.Listener, handler http.Handler, loop *refresh.Loop, logger *slog.Logger) error {
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog(logger)}
 	systemdSocket := false
 	flags := &web.FlagConfig{WebListenAddresses: &wc.ListenAddresses, WebSystemdSocket: &systemdSocket, WebConfigFile: &wc.ConfigFile}
 	serverErr := make(chan error, 1)
-	go func() { serverErr <- web.ListenAndServe(server, flags, logger) }()
+	go func() { serverErr <- web.ServeMultiple(listeners, server, flags, logger) }()
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
@@ -93,6 +122,20 @@ func listenAndRun(ctx context.Context, wc config.Web, handler http.Handler, loop
 		return fmt.Errorf("web server: %w", err)
 	}
 	return nil
+}
+
+// errorLog is the HTTP server's log of what it cannot hand to a handler (TLS handshake errors,
+// say): every line goes to the structured logger, at warn level, as the constant message "HTTP
+// server error" with the server's text as err.
+func errorLog(logger *slog.Logger) *log.Logger {
+	return log.New(errorLogWriter{logger}, "", 0)
+}
+
+type errorLogWriter struct{ logger *slog.Logger }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	w.logger.Warn("HTTP server error", "err", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // shutdown stops the server, giving requests in flight 5 s to finish.

@@ -53,7 +53,7 @@ func TestRoutes(t *testing.T) {
 			wc.TargetsPath = tc.targetsPath
 			var targets http.Handler
 			if tc.httpSD {
-				targets = httpsd.New()
+				targets = httpsd.New(nil)
 			}
 			var ready atomic.Bool
 			ready.Store(tc.ready)

@@ -19,6 +19,7 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/promconfig"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
+	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
 // newSources returns the enabled sources: Cloud Map (its namespace list from the configuration or
@@ -55,22 +56,28 @@ func newSources(cfg config.Config, awsCfg aws.Config, metrics *refresh.Metrics, 
 	return sources, nil
 }
 
-// newSinks returns the enabled outputs, and the http_sd handler to route (nil when http_sd is
-// off).
-func newSinks(out config.Output, reg prometheus.Registerer, logger *slog.Logger) ([]refresh.Sink, http.Handler, error) {
+// newSinks returns the enabled outputs, the http_sd handler to route (nil when http_sd is off),
+// and the loop's baseline: the list of the file_sd file an earlier run wrote. Without file_sd
+// there is no baseline: http_sd alone serves what is discovered.
+func newSinks(out config.Output, reg prometheus.Registerer, logger *slog.Logger) ([]refresh.Sink, http.Handler, []*targets.Group, error) {
 	var sinks []refresh.Sink
+	var baseline []*targets.Group
 	if out.FileSD {
-		sink, err := filesd.New(filepath.Join(out.Dir, out.FileName), logger, reg)
+		path := filepath.Join(out.Dir, out.FileName)
+		sink, err := filesd.New(path, logger, reg)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		if baseline, err = filesd.Earlier(path, logger); err != nil {
+			return nil, nil, nil, err
 		}
 		sinks = append(sinks, sink)
 	}
 	if !out.HTTPSD {
-		return sinks, nil, nil
+		return sinks, nil, baseline, nil
 	}
-	handler := httpsd.New()
-	return append(sinks, handler), handler, nil
+	handler := httpsd.New(reg)
+	return append(sinks, handler), handler, baseline, nil
 }
 
 // newJobs returns the enabled periodic jobs: the Prometheus configuration sync.

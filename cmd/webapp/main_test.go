@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,13 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
 // runMainEnv, when set in the environment, makes the test binary run main instead of the tests,
@@ -30,24 +30,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // logLine is the part of a JSON log line the tests read.
@@ -84,7 +66,7 @@ func TestRunServesAndShutsDownGracefullyOnCancel(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- runContext(ctx, []string{
@@ -154,7 +136,7 @@ func TestRunFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr testenv.SyncBuffer
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			require.Equal(t, tc.exit, runContext(ctx, tc.args, &stdout, &stderr), "stderr: %s", stderr.String())
@@ -170,7 +152,7 @@ func TestRunFailsWhenAddressInUse(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	require.Equal(t, 1, runContext(ctx, []string{"--web.listen-address=" + ln.Addr().String()}, &stdout, &stderr))
@@ -188,7 +170,7 @@ func TestSIGTERM(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

@@ -4,20 +4,24 @@ package atomicfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
-// Write replaces path with data: a temporary file in the same directory is written, synced,
-// given mode perm and renamed over path, so the replacement is atomic on POSIX file systems.
-// It reports whether the file changed: when path already holds exactly data, nothing is written.
+// Write replaces path with data: a temporary file in the same directory (named after path, see
+// RemoveStale) is written, synced, given mode perm and renamed over path, so the replacement is
+// atomic on POSIX file systems. It reports whether the content changed: when path already holds
+// exactly data, nothing is written, and only its mode is set to perm if it differs.
 func Write(path string, data []byte, perm os.FileMode) (changed bool, err error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return false, nil
+		return false, fixMode(path, perm)
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return false, fmt.Errorf("create temporary file in %s: %w", dir, err)
 	}
@@ -50,4 +54,54 @@ func Write(path string, data []byte, perm os.FileMode) (changed bool, err error)
 		_ = d.Close()
 	}
 	return true, nil
+}
+
+// fixMode gives path the mode perm, unless it has it already (a file written by an earlier
+// version, or before its source became secret).
+func fixMode(path string, perm os.FileMode) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode().Perm() == perm {
+		return nil
+	}
+	if err := os.Chmod(path, perm); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempPrefix is the name of Write's temporary files for path, before the random digits that
+// os.CreateTemp appends: ".ecs-services.json.tmp-" for ecs-services.json.
+func tempPrefix(path string) string {
+	return "." + filepath.Base(path) + ".tmp-"
+}
+
+// RemoveStale removes the temporary files that Write left for path when the process was killed
+// during a write: the files of path's directory named as Write names them (the prefix of
+// tempPrefix followed by digits only), and no other. It returns the paths it removed. Only one
+// process may write path: a write in flight of another process would lose its temporary file.
+func RemoveStale(path string) ([]string, error) {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	prefix := tempPrefix(path)
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		stale := filepath.Join(dir, e.Name())
+		if err := os.Remove(stale); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove stale temporary file: %w", err))
+			continue
+		}
+		removed = append(removed, stale)
+	}
+	return removed, errors.Join(errs...)
 }

@@ -49,3 +49,60 @@ func TestWriteMissingDirectory(t *testing.T) {
 	_, err := Write(path, []byte("x"), 0o644)
 	require.ErrorContains(t, err, "missing")
 }
+
+func TestWriteSetsTheModeOfUnchangedContent(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "prometheus.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("secret"), 0o644))
+	require.NoError(t, os.Chmod(path, 0o644))
+	changed, err := Write(path, []byte("secret"), 0o640)
+	require.NoError(t, err)
+	require.False(t, changed, "the content is the same")
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o640), st.Mode().Perm())
+}
+
+// TestRemoveStale: the temporary files a killed Write leaves are removed, and nothing else: not
+// the files of another name, not the ones another pattern would match.
+func TestRemoveStale(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ecs-services.json")
+	// What a killed Write leaves: its own temporary file, created as Write creates it.
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
+	require.NoError(t, err)
+	require.NoError(t, tmp.Close())
+	stale := []string{tmp.Name(), filepath.Join(dir, ".ecs-services.json.tmp-123")}
+	kept := []string{
+		"ecs-services.json",
+		".ecs-services.json.tmp-",         // no digits
+		".ecs-services.json.tmp-12a",      // not only digits
+		".ecs-services.json.tmp-1.bak",    // not only digits
+		".prometheus.yaml.tmp-123",        // another file's
+		"ecs-services.json.tmp-123",       // no leading dot
+		".other-ecs-services.json.tmp-12", // another file's
+	}
+	for _, name := range append(kept, filepath.Base(stale[1])) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, ".ecs-services.json.tmp-77"), 0o755), "a directory is not a temporary file")
+	kept = append(kept, ".ecs-services.json.tmp-77")
+
+	removed, err := RemoveStale(path)
+	require.NoError(t, err)
+	require.ElementsMatch(t, stale, removed)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	require.ElementsMatch(t, kept, left)
+
+	removed, err = RemoveStale(path)
+	require.NoError(t, err)
+	require.Empty(t, removed, "nothing left to remove")
+	_, err = RemoveStale(filepath.Join(dir, "missing", "f.json"))
+	require.ErrorContains(t, err, "missing")
+}

@@ -89,6 +89,15 @@ const (
 	defaultRefreshIntervalSec = 30
 )
 
+// Bounds of every duration setting, checked by Validate with one rule for all: the interval
+// between cycles from MinRefreshInterval (below a second is for tests and demos) to MaxDuration;
+// a time to live (how long something read from AWS is reused) from 0, which has a meaning of its
+// own, to MaxDuration. A longer value is a mistake (a unit typed wrong, or a number that overflowed).
+const (
+	MinRefreshInterval = 100 * time.Millisecond
+	MaxDuration        = 24 * time.Hour
+)
+
 // Default returns the built-in defaults (the seed's).
 func Default() Config {
 	return Config{
@@ -132,9 +141,11 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		c.Output.Dir = v
 	}
 	if v, ok := get(EnvConfigReloadFrequency); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%s=%q: want a whole number of seconds greater than 0", EnvConfigReloadFrequency, v)
+		// Bounded before it is multiplied: 18446744074 s would overflow to 0.29 s.
+		maxSeconds := int64(MaxDuration / time.Second)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > maxSeconds {
+			return fmt.Errorf("%s=%q: want a whole number of seconds from 1 to %d (%s)", EnvConfigReloadFrequency, v, maxSeconds, model.Duration(MaxDuration))
 		}
 		c.RefreshInterval = model.Duration(time.Duration(n) * time.Second)
 	}
@@ -157,10 +168,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 // the settings for use (the ECS source's rules are compiled): the one place where settings are
 // checked.
 func (c *Config) Validate() error {
-	var errs []error
-	if c.RefreshInterval <= 0 {
-		errs = append(errs, fmt.Errorf("refresh interval %s: must be greater than 0", c.RefreshInterval))
-	}
+	errs := c.checkDurations()
 	if c.Output.FileSD {
 		if c.Output.Dir == "" {
 			errs = append(errs, errors.New("output directory: must not be empty"))
@@ -183,9 +191,6 @@ func (c *Config) Validate() error {
 		}
 		if len(c.CloudMap.Namespaces) == 0 && c.CloudMap.NamespacesParameter == "" {
 			errs = append(errs, errors.New("cloudmap: neither namespaces nor a namespaces parameter is set"))
-		}
-		if c.CloudMap.TagsRefreshInterval < 0 {
-			errs = append(errs, fmt.Errorf("cloudmap tags refresh interval %s: must not be negative", c.CloudMap.TagsRefreshInterval))
 		}
 	}
 	if c.PrometheusConfig.Enabled {
@@ -219,4 +224,30 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("no output enabled: enable file_sd or http_sd"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkDurations bounds every duration setting, the ECS source's included, in a fixed order.
+func (c *Config) checkDurations() []error {
+	var errs []error
+	for _, d := range []struct {
+		name      string
+		value     model.Duration
+		min       time.Duration
+		zeroMeans string // for a time to live, what 0 means
+	}{
+		{"refresh interval", c.RefreshInterval, MinRefreshInterval, ""},
+		{"cloudmap tags refresh interval", c.CloudMap.TagsRefreshInterval, 0, "read every cycle"},
+		{"ecs task refresh interval", c.ECS.TaskRefreshInterval, 0, "never again"},
+		{"ecs instance refresh interval", c.ECS.InstanceRefreshInterval, 0, "for its life"},
+		{"ecs metadata refresh interval", c.ECS.MetadataRefreshInterval, 0, "for its life"},
+	} {
+		if v := time.Duration(d.value); v < d.min || v > MaxDuration {
+			bounds := fmt.Sprintf("must be from %s to %s", model.Duration(d.min), model.Duration(MaxDuration))
+			if d.zeroMeans != "" {
+				bounds += fmt.Sprintf(" (0s: %s)", d.zeroMeans)
+			}
+			errs = append(errs, fmt.Errorf("%s %s: %s", d.name, d.value, bounds))
+		}
+	}
+	return errs
 }

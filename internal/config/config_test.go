@@ -99,3 +99,51 @@ ecs matcher 1: path "prom" does not start with /`)
 		require.EqualError(t, c.Validate(), err.Error())
 	}
 }
+
+// TestDurationsAreBounded: every duration setting is bounded by one rule and named when out of
+// bounds; CONFIG_RELOAD_FREQUENCY is bounded before it becomes a duration, so that a value that
+// would overflow is an error, not 0.29 s or 246 years.
+func TestDurationsAreBounded(t *testing.T) {
+	t.Parallel()
+	for v, ok := range map[string]bool{
+		"1": true, "86400": true, "30": true,
+		"86401": false, "18446744074": false, "99999999999": false, "9223372037": false,
+		"99999999999999999999999": false, "-1": false,
+	} {
+		c := Default()
+		err := c.ApplyEnv(env(map[string]string{"CONFIG_RELOAD_FREQUENCY": v}))
+		if ok {
+			require.NoError(t, err, v)
+			require.NoError(t, c.Validate(), v)
+			continue
+		}
+		require.EqualError(t, err, `CONFIG_RELOAD_FREQUENCY="`+v+`": want a whole number of seconds from 1 to 86400 (1d)`)
+	}
+
+	c := Default()
+	c.RefreshInterval = model.Duration(25 * time.Hour)
+	c.CloudMap.TagsRefreshInterval = model.Duration(-time.Second)
+	c.ECS.TaskRefreshInterval = model.Duration(48 * time.Hour)
+	c.ECS.InstanceRefreshInterval = model.Duration(-time.Minute)
+	c.ECS.MetadataRefreshInterval = model.Duration(30 * 24 * time.Hour)
+	require.EqualError(t, c.Validate(), `refresh interval 1d1h: must be from 100ms to 1d
+cloudmap tags refresh interval -1s: must be from 0s to 1d (0s: read every cycle)
+ecs task refresh interval 2d: must be from 0s to 1d (0s: never again)
+ecs instance refresh interval -1m: must be from 0s to 1d (0s: for its life)
+ecs metadata refresh interval 30d: must be from 0s to 1d (0s: for its life)`)
+
+	c = Default()
+	c.RefreshInterval = model.Duration(50 * time.Millisecond)
+	require.EqualError(t, c.Validate(), "refresh interval 50ms: must be from 100ms to 1d")
+
+	c = Default()
+	c.RefreshInterval = model.Duration(MaxDuration)
+	c.CloudMap.TagsRefreshInterval, c.ECS.TaskRefreshInterval = 0, model.Duration(MaxDuration)
+	require.NoError(t, c.Validate(), "the bounds themselves are allowed")
+
+	// The YAML file's durations are parsed by Prometheus's model, which refuses an overflow.
+	path := filepath.Join(t.TempDir(), "big.yml")
+	require.NoError(t, os.WriteFile(path, []byte("refresh_interval: 18446744074s\n"), 0o600))
+	c = Default()
+	require.ErrorContains(t, c.LoadFile(path), "out of range")
+}

@@ -25,7 +25,7 @@ type Config struct {
 	// TaskRefreshInterval is how long a task's description (health and last status) is used
 	// before the task is described again; InstanceRefreshInterval the same for container
 	// instances and EC2 instances, MetadataRefreshInterval for services and clusters (tags,
-	// status). 0 means never again.
+	// status). 0 means never again. Bounded, with every duration of ecs-sd, by config.Validate.
 	TaskRefreshInterval     model.Duration `yaml:"task_refresh_interval"`
 	InstanceRefreshInterval model.Duration `yaml:"instance_refresh_interval"`
 	MetadataRefreshInterval model.Duration `yaml:"metadata_refresh_interval"`
@@ -98,7 +98,8 @@ func DefaultConfig() Config {
 func (c *Config) Enabled() bool { return len(c.Clusters) > 0 || c.AllClusters }
 
 // Validate reports every setting that cannot work, each named, in a fixed order, and compiles the
-// rules (patterns, default paths) for New.
+// rules (patterns, default paths) for New. The durations are checked by config.Validate, which
+// bounds every duration setting with one rule and calls this.
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Clusters) > 0 && c.AllClusters {
@@ -107,14 +108,6 @@ func (c *Config) Validate() error {
 	for _, name := range c.Clusters {
 		if strings.TrimSpace(name) == "" {
 			errs = append(errs, errors.New("ecs cluster: empty name"))
-		}
-	}
-	for _, d := range []struct {
-		name  string
-		value model.Duration
-	}{{"task", c.TaskRefreshInterval}, {"instance", c.InstanceRefreshInterval}, {"metadata", c.MetadataRefreshInterval}} {
-		if d.value < 0 {
-			errs = append(errs, fmt.Errorf("ecs %s refresh interval %s: must not be negative", d.name, d.value))
 		}
 	}
 	if c.API.RequestsPerSecond < 0 {

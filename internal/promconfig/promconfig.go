@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// Modes of the configuration file: a SecureString's value is not for everyone to read. The
+// owner (ecs-sd) and its group read it; Prometheus must run as the same user or in that group
+// (the deploy kit runs it in ecs-sd's group, 65532).
+const (
+	modePublic os.FileMode = 0o644
+	modeSecret os.FileMode = 0o640
+)
+
 // Syncer runs once per refresh cycle.
 type Syncer struct {
 	api           ssmparam.API
@@ -41,12 +50,20 @@ type Syncer struct {
 	metrics
 }
 
-// New creates a Syncer.
+// New creates a Syncer, and removes the temporary files that interrupted writes of the file
+// left (a failure to is logged: the sync reports its own errors when it runs).
 func New(api ssmparam.API, opts Options) *Syncer {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	opts.Logger = refresh.LoggerOrDiscard(opts.Logger)
+	removed, err := atomicfile.RemoveStale(opts.Path)
+	for _, f := range removed {
+		opts.Logger.Info("Removed a temporary file of an interrupted write", "file", f)
+	}
+	if err != nil {
+		opts.Logger.Warn("Cannot remove temporary files of interrupted writes", "err", err)
+	}
 	return &Syncer{api: api, opts: opts, metrics: newMetrics(opts.Registerer)}
 }
 
@@ -54,9 +71,10 @@ func New(api ssmparam.API, opts Options) *Syncer {
 func (s *Syncer) Name() string { return "prometheus_config" }
 
 // Run implements refresh.Job: read the parameter, rewrite the file when it differs, reload.
-// A missing parameter is a warning (logged once until it appears), never an empty file.
+// A missing parameter is a warning (logged once until it appears), never an empty file. The file
+// of a SecureString has no world access (0640); of another parameter type it is 0644.
 func (s *Syncer) Run(ctx context.Context) error {
-	value, err := ssmparam.Get(ctx, s.api, s.opts.Parameter)
+	param, err := ssmparam.Read(ctx, s.api, s.opts.Parameter)
 	if errors.Is(err, ssmparam.ErrNotFound) {
 		if !s.missingWarned {
 			s.opts.Logger.Warn("Prometheus configuration parameter not found; leaving the configuration file as it is", "parameter", s.opts.Parameter)
@@ -68,7 +86,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return err
 	}
 	s.missingWarned = false
-	changed, err := atomicfile.Write(s.opts.Path, []byte(value), 0o644)
+	mode := modePublic
+	if param.Secure {
+		mode = modeSecret
+	}
+	changed, err := atomicfile.Write(s.opts.Path, []byte(param.Value), mode)
 	if err != nil {
 		return err
 	}

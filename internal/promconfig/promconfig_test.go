@@ -19,6 +19,7 @@ import (
 type fakeSSM struct {
 	mu    sync.Mutex
 	value *string
+	typ   types.ParameterType
 }
 
 func (f *fakeSSM) set(v *string) {
@@ -33,7 +34,65 @@ func (f *fakeSSM) GetParameter(context.Context, *ssm.GetParameterInput, ...func(
 	if f.value == nil {
 		return nil, &types.ParameterNotFound{}
 	}
-	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Value: f.value}}, nil
+	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Value: f.value, Type: f.typ}}, nil
+}
+
+func (f *fakeSSM) setType(typ types.ParameterType) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typ = typ
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	return st.Mode().Perm()
+}
+
+// TestSecureStringIsNotWorldReadable: the file of a SecureString parameter is 0640, of a String
+// 0644; a file an earlier version wrote 0644 from a SecureString loses its world access although
+// its content is the same.
+func TestSecureStringIsNotWorldReadable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "prometheus.yaml")
+	api := &fakeSSM{value: aws.String("password: s3cret\n"), typ: types.ParameterTypeSecureString}
+	require.NoError(t, os.WriteFile(path, []byte("password: s3cret\n"), 0o644))
+	require.NoError(t, os.Chmod(path, 0o644))
+	s := New(api, Options{Parameter: "p", Path: path})
+	ctx := context.Background()
+
+	require.NoError(t, s.Run(ctx))
+	require.Equal(t, os.FileMode(0o640), mode(t, path))
+
+	api.set(aws.String("global: {}\n"))
+	api.setType(types.ParameterTypeString)
+	require.NoError(t, s.Run(ctx))
+	require.Equal(t, os.FileMode(0o644), mode(t, path))
+
+	api.set(aws.String("password: other\n"))
+	api.setType(types.ParameterTypeSecureString)
+	require.NoError(t, s.Run(ctx))
+	require.Equal(t, os.FileMode(0o640), mode(t, path))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "password: other\n", string(data))
+}
+
+func TestNewRemovesTemporaryFilesOfInterruptedWrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{".prometheus.yaml.tmp-123", ".ecs-services.json.tmp-9", "prometheus.yaml"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600))
+	}
+	New(&fakeSSM{}, Options{Parameter: "p", Path: filepath.Join(dir, "prometheus.yaml")})
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	require.ElementsMatch(t, []string{".ecs-services.json.tmp-9", "prometheus.yaml"}, left)
 }
 
 func TestSyncWritesAndReloads(t *testing.T) {

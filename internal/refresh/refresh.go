@@ -3,9 +3,10 @@
 //
 // The loop never trades good data for an error. A source that fails outright keeps its previous
 // targets; a source that fails in part returns what it has (its own last-known targets fill the
-// failed parts) together with the error. Sinks are told whether the list is complete, that is
-// whether every source has succeeded without error at least once since start, so that a file
-// written by an earlier run is not shrunk by a first cycle that failed.
+// failed parts) together with the error. Until the list is complete, that is until every source
+// has succeeded without error at least once since start, the targets of the list an earlier run
+// left (the baseline) that the discovery lacks are kept in it, so that a restart during an AWS
+// fault shrinks no output. Every sink gets the same list, rendered once.
 package refresh
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,11 +32,11 @@ type Source interface {
 	Discover(ctx context.Context) ([]*targets.Group, error)
 }
 
-// Sink receives the merged target list after every cycle, sorted and rendered once for every
-// sink. complete is false until every source has had one fully successful cycle.
+// Sink receives the merged target list after every cycle (and the baseline before the first),
+// sorted and rendered once for every sink.
 type Sink interface {
 	Name() string
-	Update(ctx context.Context, snap targets.Snapshot, complete bool) error
+	Update(ctx context.Context, snap targets.Snapshot) error
 }
 
 // Job is periodic work that runs once per cycle beside discovery (the Prometheus configuration
@@ -53,7 +55,11 @@ type Options struct {
 	Sources []Source
 	Sinks   []Sink
 	Jobs    []Job
-	Logger  *slog.Logger
+	// Baseline is the target list an earlier run left (its file_sd file). Until every source
+	// has had a discovery without error, the baseline's targets that the discovery lacks (by
+	// endpoint, targets.Group.Key) stay in the list every sink gets. Its groups are not modified.
+	Baseline []*targets.Group
+	Logger   *slog.Logger
 	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
 	Metrics *Metrics
 }
@@ -65,7 +71,9 @@ type Loop struct {
 	mu        sync.Mutex
 	last      map[string][]*targets.Group // per source, the last groups it returned
 	succeeded map[string]bool             // sources that had a fully successful cycle
-	ready     bool
+	baseline  []*targets.Group            // nil once complete
+	kept      int                         // baseline targets in the last list
+	ready     bool                        // complete: every source has succeeded once
 
 	metrics *Metrics
 }
@@ -84,15 +92,49 @@ func New(opts Options) *Loop {
 		opts:      opts,
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
+		baseline:  opts.Baseline,
 		metrics:   opts.Metrics,
 	}
 }
 
-// Ready reports whether every source has returned live targets at least once.
+// Ready reports whether the list is complete: every source has had a discovery without error
+// since start. Until then the list may hold targets of the baseline, or lack targets that a
+// failing part of a source (a denied namespace, say) has never returned.
 func (l *Loop) Ready() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ready
+}
+
+// Prime gives every sink the baseline (an empty list when there is none), before the first
+// cycle: the outputs hold the earlier run's targets from the start, a missing file_sd file is
+// created at once, and the http_sd endpoint never answers with fewer targets than the file.
+func (l *Loop) Prime(ctx context.Context) error {
+	l.mu.Lock()
+	groups := slices.Clone(l.baseline)
+	l.kept = len(groups)
+	l.mu.Unlock()
+	snap, err := targets.NewSnapshot(groups)
+	if err != nil {
+		return err
+	}
+	if len(groups) > 0 {
+		l.opts.Logger.Info("Serving the earlier target list until every source has succeeded", "targets", len(groups))
+	}
+	return errors.Join(l.publish(ctx, snap)...)
+}
+
+// publish hands snap to every sink and returns their errors.
+func (l *Loop) publish(ctx context.Context, snap targets.Snapshot) []error {
+	var errs []error
+	for _, sink := range l.opts.Sinks {
+		if err := sink.Update(ctx, snap); err != nil {
+			l.metrics.outputFailures.WithLabelValues(sink.Name()).Inc()
+			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
+			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
+		}
+	}
+	return errs
 }
 
 // Run runs a cycle at once and then every interval until ctx is done.
@@ -143,7 +185,6 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 
 	var errs []error
 	l.mu.Lock()
-	live := true
 	for i, s := range l.opts.Sources {
 		r := results[i]
 		name := s.Name()
@@ -164,9 +205,6 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 				l.opts.Logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[name]), "err", r.err)
 			}
 		}
-		if _, ok := l.last[name]; !ok {
-			live = false
-		}
 		l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
 	}
 	complete := len(l.succeeded) == len(l.opts.Sources)
@@ -174,32 +212,56 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	for k, v := range l.last {
 		bySource[k] = v
 	}
+	baseline := l.baseline
+	if complete {
+		l.baseline = nil
+	}
 	l.mu.Unlock()
 
-	snap, err := targets.NewSnapshot(targets.Merge(bySource))
+	merged := targets.Merge(bySource)
+	kept := lacking(merged, baseline)
+	if !complete {
+		merged = append(merged, kept...)
+	}
+	snap, err := targets.NewSnapshot(merged)
 	if err != nil { // label sets always encode; the outputs keep what they have
 		l.opts.Logger.Error("Cannot render the target list", "err", err)
 		return errors.Join(append(errs, err)...)
 	}
-	for _, sink := range l.opts.Sinks {
-		if err := sink.Update(ctx, snap, complete); err != nil {
-			l.metrics.outputFailures.WithLabelValues(sink.Name()).Inc()
-			l.opts.Logger.Error("Output update failed", "output", sink.Name(), "err", err)
-			errs = append(errs, fmt.Errorf("output %s: %w", sink.Name(), err))
-		}
-	}
-	if live {
-		l.mu.Lock()
-		if !l.ready {
-			l.opts.Logger.Info("First discovery done", "targets", len(snap.Groups))
-		}
+	errs = append(errs, l.publish(ctx, snap)...)
+
+	l.mu.Lock()
+	switch {
+	case complete && !l.ready:
 		l.ready = true
-		l.mu.Unlock()
+		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups), "earlier_targets_dropped", len(kept))
+	case !complete && len(kept) != l.kept:
+		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(snap.Groups), "earlier_targets", len(kept))
 	}
+	l.kept = len(kept)
+	l.mu.Unlock()
 	for _, err := range jobErrs {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lacking returns the baseline groups whose endpoints groups lack.
+func lacking(groups, baseline []*targets.Group) []*targets.Group {
+	if len(baseline) == 0 {
+		return nil
+	}
+	have := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		have[g.Key()] = true
+	}
+	var out []*targets.Group
+	for _, g := range baseline {
+		if !have[g.Key()] {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -42,25 +42,23 @@ func (s *scriptedSource) Discover(context.Context) ([]*targets.Group, error) {
 }
 
 type recordingSink struct {
-	mu       sync.Mutex
-	updates  []targets.Snapshot
-	complete []bool
+	mu      sync.Mutex
+	updates []targets.Snapshot
 }
 
 func (s *recordingSink) Name() string { return "recording" }
 
-func (s *recordingSink) Update(_ context.Context, snap targets.Snapshot, complete bool) error {
+func (s *recordingSink) Update(_ context.Context, snap targets.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.updates = append(s.updates, snap)
-	s.complete = append(s.complete, complete)
 	return nil
 }
 
-func (s *recordingSink) last() ([]*targets.Group, bool) {
+func (s *recordingSink) last() []*targets.Group {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updates[len(s.updates)-1].Groups, s.complete[len(s.complete)-1]
+	return s.updates[len(s.updates)-1].Groups
 }
 
 func (s *recordingSink) lastSnapshot() targets.Snapshot {
@@ -90,15 +88,13 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	ctx := context.Background()
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
-	groups, complete := sink.last()
+	groups := sink.last()
 	require.Len(t, groups, 1)
-	require.False(t, complete)
 	require.False(t, l.Ready(), "source a has produced nothing yet")
 
 	require.NoError(t, l.RunOnce(ctx))
-	groups, complete = sink.last()
+	groups = sink.last()
 	require.Len(t, groups, 2)
-	require.True(t, complete)
 	require.True(t, l.Ready())
 	snap := sink.lastSnapshot()
 	want, err := targets.Marshal(groups)
@@ -107,11 +103,11 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.Same(t, &snap.JSON[0], &other.lastSnapshot().JSON[0], "rendered once: every sink gets the same bytes")
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
-	groups, _ = sink.last()
+	groups = sink.last()
 	require.Equal(t, []string{"10.0.0.1:80", "10.0.1.1:80"}, addrs(groups))
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
-	groups, _ = sink.last()
+	groups = sink.last()
 	require.Equal(t, []string{"10.0.0.2:80", "10.0.1.1:80"}, addrs(groups))
 
 	require.Equal(t, 3.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("a")))
@@ -177,7 +173,62 @@ func TestCycleTimeout(t *testing.T) {
 	l := New(Options{Interval: time.Hour, Timeout: 50 * time.Millisecond, Sources: []Source{good, hangingSource{}}, Sinks: []Sink{sink}})
 	err := l.RunOnce(context.Background())
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	groups, complete := sink.last()
-	require.Equal(t, []string{"10.0.0.1:80"}, addrs(groups), "a hung source does not hold the others back")
-	require.False(t, complete)
+	require.Equal(t, []string{"10.0.0.1:80"}, addrs(sink.last()), "a hung source does not hold the others back")
+	require.False(t, l.Ready())
+}
+
+// TestBaselineUntilComplete: the list an earlier run left is served from before the first cycle,
+// its targets that the discovery lacks stay in every sink's list until every source has succeeded
+// once, and not after. Readiness says whether that point was reached; a source that only ever
+// succeeds in part (a denied namespace) keeps the loop unready and the baseline in.
+func TestBaselineUntilComplete(t *testing.T) {
+	t.Parallel()
+	baseline := []*targets.Group{group("10.0.0.1:80"), group("10.0.0.2:80"), group("10.0.1.1:80")}
+	baseline[0].Labels["from"] = "earlier run"
+	a := &scriptedSource{name: "a", steps: []step{
+		{err: errBoom}, // throttled outright
+		{groups: []*targets.Group{group("10.0.0.2:80"), group("10.0.0.3:80")}, err: errBoom}, // in part
+		{groups: []*targets.Group{group("10.0.0.3:80")}},                                     // complete
+		{err: errBoom},
+	}}
+	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
+	file, web := &recordingSink{}, &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{file, web}, Baseline: baseline})
+	ctx := context.Background()
+
+	require.NoError(t, l.Prime(ctx))
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.1.1:80"}, addrs(file.last()))
+	require.Same(t, &file.lastSnapshot().JSON[0], &web.lastSnapshot().JSON[0], "every sink gets the same bytes")
+	require.False(t, l.Ready())
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.1.1:80"}, addrs(web.last()))
+	require.Equal(t, "earlier run", string(web.last()[0].Labels["from"]), "the baseline's own labels")
+	require.False(t, l.Ready())
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.1.1:80"}, addrs(web.last()),
+		"discovered targets and the baseline's that the discovery lacks")
+	require.Equal(t, ",a,", string(web.last()[1].Labels[targets.LabelSource]), "a discovered target wins over the baseline's")
+	require.False(t, l.Ready(), "a source that failed in part has not succeeded")
+	require.Same(t, &file.lastSnapshot().JSON[0], &web.lastSnapshot().JSON[0])
+
+	require.NoError(t, l.RunOnce(ctx))
+	require.Equal(t, []string{"10.0.0.3:80", "10.0.1.1:80"}, addrs(web.last()), "complete: the baseline is dropped")
+	require.True(t, l.Ready())
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	require.Equal(t, []string{"10.0.0.3:80", "10.0.1.1:80"}, addrs(web.last()), "and does not come back")
+	require.True(t, l.Ready(), "ready stays ready")
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.1.1:80"}, addrs(baseline), "the baseline's groups are not modified")
+	require.Len(t, baseline[0].Labels, 2)
+}
+
+func TestPrimeWithoutBaselineGivesAnEmptyList(t *testing.T) {
+	t.Parallel()
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{hangingSource{}}, Sinks: []Sink{sink}})
+	require.NoError(t, l.Prime(context.Background()))
+	require.Equal(t, "[]\n", string(sink.lastSnapshot().JSON))
+	require.False(t, l.Ready())
 }

@@ -21,21 +21,35 @@ type API interface {
 // ErrNotFound reports a parameter that does not exist.
 var ErrNotFound = errors.New("parameter not found")
 
-// Get returns the value of the parameter name, decrypted when it is a SecureString. A missing
+// Parameter is a parameter's value, and whether it is a secret.
+type Parameter struct {
+	Value string
+	// Secure is true for a SecureString, whose value was decrypted: it must not be written
+	// where others can read it.
+	Secure bool
+}
+
+// Read returns the parameter name, its value decrypted when it is a SecureString. A missing
 // parameter gives an error that wraps ErrNotFound.
-func Get(ctx context.Context, api API, name string) (string, error) {
+func Read(ctx context.Context, api API, name string) (Parameter, error) {
 	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
 	if err != nil {
 		var nf *types.ParameterNotFound
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
+			return Parameter{}, fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
 		}
-		return "", fmt.Errorf("get ssm parameter %q: %w", name, err)
+		return Parameter{}, fmt.Errorf("get ssm parameter %q: %w", name, err)
 	}
 	if out.Parameter == nil {
-		return "", fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
+		return Parameter{}, fmt.Errorf("ssm parameter %q: %w", name, ErrNotFound)
 	}
-	return aws.ToString(out.Parameter.Value), nil
+	return Parameter{Value: aws.ToString(out.Parameter.Value), Secure: out.Parameter.Type == types.ParameterTypeSecureString}, nil
+}
+
+// Get returns the value of the parameter name (see Read).
+func Get(ctx context.Context, api API, name string) (string, error) {
+	p, err := Read(ctx, api, name)
+	return p.Value, err
 }
 
 // SplitList splits a comma-separated list (a String or StringList parameter), trimming

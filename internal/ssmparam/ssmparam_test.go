@@ -48,3 +48,22 @@ func TestGetAndList(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	require.ErrorContains(t, err, `"missing"`)
 }
+
+type typedSSM struct{ typ types.ParameterType }
+
+func (f typedSSM) GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	return &ssm.GetParameterOutput{Parameter: &types.Parameter{Value: aws.String("v"), Type: f.typ}}, nil
+}
+
+func TestReadTellsSecrets(t *testing.T) {
+	t.Parallel()
+	for typ, secure := range map[types.ParameterType]bool{
+		types.ParameterTypeSecureString: true,
+		types.ParameterTypeString:       false,
+		types.ParameterTypeStringList:   false,
+	} {
+		p, err := Read(context.Background(), typedSSM{typ}, "p")
+		require.NoError(t, err)
+		require.Equal(t, Parameter{Value: "v", Secure: secure}, p, typ)
+	}
+}
