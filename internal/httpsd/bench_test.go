@@ -85,7 +85,7 @@ func BenchmarkServe5000(b *testing.B) {
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+					req, _ := http.NewRequest(http.MethodGet, srv.URL, http.NoBody)
 					req.Header = bc.header.Clone()
 					resp, err := transport.RoundTrip(req)
 					if err != nil {

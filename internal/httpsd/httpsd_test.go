@@ -27,7 +27,7 @@ type answer struct {
 
 func do(t *testing.T, method, url string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	req, err := http.NewRequest(method, url, http.NoBody)
 	require.NoError(t, err)
 	for i := 0; i < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
