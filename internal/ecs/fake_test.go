@@ -38,6 +38,8 @@ type fakeAWS struct {
 	services    map[string]awstypes.Service // "cluster/name" -> service
 	nextPort    map[string]int32            // container-instance ARN -> next dynamic host port
 	fail        map[string]error            // "Operation" or "Operation/key" -> error
+	hold        map[string]chan struct{}    // "Operation/key" -> held until closed (or ctx ends)
+	held        chan string                 // receives "Operation/key" of every call that starts waiting
 	calls       map[string]int
 	looseTasks  bool            // DescribeTasks also answers with tasks not asked for (moto)
 	vanished    map[string]bool // task ARNs ListTasks still lists but DescribeTasks answers MISSING for
@@ -56,7 +58,7 @@ func newFakeAWS() *fakeAWS {
 	return &fakeAWS{
 		tasks: map[string][]*awstypes.Task{}, taskDefs: map[string]awstypes.TaskDefinition{}, ciEC2: map[string]string{},
 		instances: map[string]ec2types.Instance{}, services: map[string]awstypes.Service{}, nextPort: map[string]int32{},
-		fail: map[string]error{}, calls: map[string]int{}, vanished: map[string]bool{},
+		fail: map[string]error{}, hold: map[string]chan struct{}{}, held: make(chan string, 100), calls: map[string]int{}, vanished: map[string]bool{},
 	}
 }
 
@@ -227,22 +229,52 @@ func (f *fakeAWS) resetCalls() {
 	f.calls = map[string]int{}
 }
 
-// enter counts a call, waits the delay and returns the injected error for op or op/key.
-func (f *fakeAWS) enter(op, key string) error {
+// holdCall makes the calls of "Operation/key" wait, as a hung AWS call does, until release is
+// called (then they fail with errHeld, as a call ended by its timeout does) or their context ends.
+func (f *fakeAWS) holdCall(key string) (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	f.hold[key] = ch
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.hold, key)
+		close(ch)
+	}
+}
+
+var errHeld = errors.New("no answer within the call timeout")
+
+// enter counts a call, waits the delay (or holds the call when told to) and returns the injected
+// error for op or op/key.
+func (f *fakeAWS) enter(ctx context.Context, op, key string) error {
 	f.mu.Lock()
 	f.calls[op]++
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	delay := f.delay
+	hold := f.hold[op+"/"+key]
 	err := f.fail[op]
 	if err == nil {
 		err = f.fail[op+"/"+key]
 	}
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if hold != nil {
+		f.held <- op + "/" + key
+		select {
+		case <-hold:
+			return errHeld
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	time.Sleep(delay)
-	f.mu.Lock()
-	f.inFlight--
-	f.mu.Unlock()
 	return err
 }
 
@@ -284,8 +316,8 @@ func (f *fakeAWS) cluster(nameOrARN string) (fakeCluster, bool) {
 	return fakeCluster{}, false
 }
 
-func (f *fakeAWS) ListClusters(_ context.Context, in *awsecs.ListClustersInput, _ ...func(*awsecs.Options)) (*awsecs.ListClustersOutput, error) {
-	if err := f.enter(opListClusters, ""); err != nil {
+func (f *fakeAWS) ListClusters(ctx context.Context, in *awsecs.ListClustersInput, _ ...func(*awsecs.Options)) (*awsecs.ListClustersOutput, error) {
+	if err := f.enter(ctx, opListClusters, ""); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -298,8 +330,8 @@ func (f *fakeAWS) ListClusters(_ context.Context, in *awsecs.ListClustersInput, 
 	return &awsecs.ListClustersOutput{ClusterArns: items, NextToken: next}, nil
 }
 
-func (f *fakeAWS) DescribeClusters(_ context.Context, in *awsecs.DescribeClustersInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeClustersOutput, error) {
-	if err := f.enter(opDescribeClusters, ""); err != nil {
+func (f *fakeAWS) DescribeClusters(ctx context.Context, in *awsecs.DescribeClustersInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeClustersOutput, error) {
+	if err := f.enter(ctx, opDescribeClusters, ""); err != nil {
 		return nil, err
 	}
 	if err := tooMany("clusters", len(in.Clusters), describeClustersMax); err != nil {
@@ -323,11 +355,11 @@ func (f *fakeAWS) DescribeClusters(_ context.Context, in *awsecs.DescribeCluster
 	return out, nil
 }
 
-func (f *fakeAWS) ListTasks(_ context.Context, in *awsecs.ListTasksInput, _ ...func(*awsecs.Options)) (*awsecs.ListTasksOutput, error) {
+func (f *fakeAWS) ListTasks(ctx context.Context, in *awsecs.ListTasksInput, _ ...func(*awsecs.Options)) (*awsecs.ListTasksOutput, error) {
 	f.mu.Lock()
 	c, ok := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opListTasks, c.name); err != nil {
+	if err := f.enter(ctx, opListTasks, c.name); err != nil {
 		return nil, err
 	}
 	if !ok {
@@ -355,11 +387,11 @@ func (f *fakeAWS) ListTasks(_ context.Context, in *awsecs.ListTasksInput, _ ...f
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTasksOutput, error) {
+func (f *fakeAWS) DescribeTasks(ctx context.Context, in *awsecs.DescribeTasksInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTasksOutput, error) {
 	f.mu.Lock()
 	c, _ := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opDescribeTasks, c.name); err != nil {
+	if err := f.enter(ctx, opDescribeTasks, c.name); err != nil {
 		return nil, err
 	}
 	if err := tooMany("tasks", len(in.Tasks), describeTasksMax); err != nil {
@@ -395,9 +427,9 @@ func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeTaskDefinition(_ context.Context, in *awsecs.DescribeTaskDefinitionInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTaskDefinitionOutput, error) {
+func (f *fakeAWS) DescribeTaskDefinition(ctx context.Context, in *awsecs.DescribeTaskDefinitionInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTaskDefinitionOutput, error) {
 	arn := aws.ToString(in.TaskDefinition)
-	if err := f.enter(opDescribeTaskDefinition, arn); err != nil {
+	if err := f.enter(ctx, opDescribeTaskDefinition, arn); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -409,8 +441,8 @@ func (f *fakeAWS) DescribeTaskDefinition(_ context.Context, in *awsecs.DescribeT
 	return &awsecs.DescribeTaskDefinitionOutput{TaskDefinition: &td}, nil
 }
 
-func (f *fakeAWS) DescribeContainerInstances(_ context.Context, in *awsecs.DescribeContainerInstancesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeContainerInstancesOutput, error) {
-	if err := f.enter(opDescribeContainerInstances, aws.ToString(in.Cluster)); err != nil {
+func (f *fakeAWS) DescribeContainerInstances(ctx context.Context, in *awsecs.DescribeContainerInstancesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeContainerInstancesOutput, error) {
+	if err := f.enter(ctx, opDescribeContainerInstances, aws.ToString(in.Cluster)); err != nil {
 		return nil, err
 	}
 	if err := tooMany("container instances", len(in.ContainerInstances), describeContainerInstancesMax); err != nil {
@@ -429,11 +461,11 @@ func (f *fakeAWS) DescribeContainerInstances(_ context.Context, in *awsecs.Descr
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeServices(_ context.Context, in *awsecs.DescribeServicesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeServicesOutput, error) {
+func (f *fakeAWS) DescribeServices(ctx context.Context, in *awsecs.DescribeServicesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeServicesOutput, error) {
 	f.mu.Lock()
 	c, _ := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opDescribeServices, c.name); err != nil {
+	if err := f.enter(ctx, opDescribeServices, c.name); err != nil {
 		return nil, err
 	}
 	if err := tooMany("services", len(in.Services), describeServicesMax); err != nil {
@@ -456,8 +488,8 @@ func (f *fakeAWS) DescribeServices(_ context.Context, in *awsecs.DescribeService
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	if err := f.enter(opDescribeInstances, ""); err != nil {
+func (f *fakeAWS) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	if err := f.enter(ctx, opDescribeInstances, ""); err != nil {
 		return nil, err
 	}
 	if len(in.InstanceIds) > 0 || len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "instance-id" {
