@@ -363,7 +363,18 @@ func (s *Source) listServices(ctx context.Context, ns namespace) ([]types.Servic
 func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []types.ServiceSummary) ([]string, error) {
 	nsIDs := make([]string, len(summaries))
 	errs := make([]error, len(summaries))
-	s.forEach(ctx, len(summaries), func(i int) {
+	var unknown []int // services whose namespace is not cached
+	s.mu.Lock()
+	for i, sum := range summaries {
+		if st, ok := s.services[aws.ToString(sum.Id)]; ok {
+			nsIDs[i] = st.namespaceID
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	s.mu.Unlock()
+	s.forEach(ctx, len(unknown), func(j int) {
+		i := unknown[j]
 		sum := summaries[i]
 		var err error
 		if nsIDs[i], err = s.serviceNamespace(ctx, sum); err != nil {
@@ -388,32 +399,23 @@ func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []type
 	return ids, errors.Join(errs...)
 }
 
-// serviceNamespace returns the namespace id of a listed service: cached, or read with GetService
-// once, also when several namespaces list the service at once (where the namespace filter is not
-// applied).
+// serviceNamespace reads the namespace id of a listed service whose namespace is not cached, with
+// GetService, once, also when several namespaces list the service at once (where the namespace
+// filter is not applied, each namespace asks about every service).
 func (s *Source) serviceNamespace(ctx context.Context, sum types.ServiceSummary) (string, error) {
 	id := aws.ToString(sum.Id)
-	cached := func() (string, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		st, ok := s.services[id]
-		if !ok {
-			return "", false
-		}
-		return st.namespaceID, true
-	}
-	if nsID, ok := cached(); ok {
-		return nsID, nil
-	}
 	v, err, _ := s.gets.Do(id, func() (any, error) {
-		if nsID, ok := cached(); ok {
-			return nsID, nil
+		s.mu.Lock()
+		st, ok := s.services[id] // read by a call that has just ended
+		s.mu.Unlock()
+		if ok {
+			return st.namespaceID, nil
 		}
 		out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
 		if err != nil {
 			return "", err
 		}
-		st := &serviceState{
+		st = &serviceState{
 			namespaceID: aws.ToString(out.Service.NamespaceId),
 			name:        aws.ToString(sum.Name),
 			arn:         aws.ToString(sum.Arn),

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 )
 
 // fakeAPI is a small in-memory Cloud Map that pages like AWS (100 per page unless MaxResults
@@ -26,9 +28,8 @@ type fakeAPI struct {
 	services            []fakeService
 	instances           map[string][]types.InstanceSummary // service id -> instances
 	health              map[string]map[string]types.HealthStatus
-	fail                map[string]error         // "Operation" or "Operation/key" -> error
-	hold                map[string]chan struct{} // "Operation/key" -> held until closed (or ctx ends)
-	held                chan string              // receives "Operation/key" of every call that starts waiting
+	fail                map[string]error // "Operation" or "Operation/key" -> error
+	holds               *hold.Calls      // by "Operation/key"
 	calls               map[string]int
 }
 
@@ -40,7 +41,7 @@ type fakeService struct {
 
 func newFakeAPI() *fakeAPI {
 	return &fakeAPI{instances: map[string][]types.InstanceSummary{}, health: map[string]map[string]types.HealthStatus{},
-		fail: map[string]error{}, hold: map[string]chan struct{}{}, held: make(chan string, 100), calls: map[string]int{}}
+		fail: map[string]error{}, holds: hold.New(), calls: map[string]int{}}
 }
 
 func (f *fakeAPI) addNamespace(id, name string, typ types.NamespaceType) {
@@ -99,39 +100,18 @@ func (f *fakeAPI) resetCalls() {
 	f.calls = map[string]int{}
 }
 
-// holdCall makes the calls of op about key wait, as a hung AWS call does, until release is
-// called (then they fail with errHeld, as a call ended by its timeout does) or their context ends.
-func (f *fakeAPI) holdCall(key string) (release func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := make(chan struct{})
-	f.hold[key] = ch
-	return func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		delete(f.hold, key)
-		close(ch)
-	}
-}
-
-// enter counts a call, holds it when told to, and returns the injected error for op or op/key.
+// enter counts a call, holds it when told to (holds), and returns the injected error for op or
+// op/key.
 func (f *fakeAPI) enter(ctx context.Context, op, key string) error {
 	f.mu.Lock()
 	f.calls[op]++
-	hold := f.hold[op+"/"+key]
 	err := f.fail[op]
 	if err == nil {
 		err = f.fail[op+"/"+key]
 	}
 	f.mu.Unlock()
-	if hold != nil {
-		f.held <- op + "/" + key
-		select {
-		case <-hold:
-			return errHeld
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if held := f.holds.Wait(ctx, op+"/"+key); held != nil {
+		return held
 	}
 	return err
 }
@@ -290,9 +270,6 @@ func (f *fakeAPI) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 	return &sd.GetInstancesHealthStatusOutput{Status: status, NextToken: next}, nil
 }
 
-var (
-	errInjected = errors.New("injected fault")
-	errHeld     = errors.New("no answer within the call timeout")
-)
+var errInjected = errors.New("injected fault")
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

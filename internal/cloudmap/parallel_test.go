@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -27,16 +28,16 @@ func (e *testEnv) discoverAsync() <-chan discovery {
 	return done
 }
 
-// nextHeld returns the next call that started waiting on a hold.
-func (e *testEnv) nextHeld(t *testing.T) string {
+// twoNamespaces seeds namespaces one (ns-1) and two (ns-2) with services of perService instances
+// each, discovers them once and returns that cycle's target addresses.
+func (e *testEnv) twoNamespaces(t *testing.T, services, perService int) []string {
 	t.Helper()
-	select {
-	case key := <-e.api.held:
-		return key
-	case <-time.After(5 * time.Second):
-		t.Fatal("no held call started within 5 s")
-		return ""
-	}
+	e.seed("ns-1", "one", services, perService)
+	e.seed("ns-2", "two", services, perService)
+	first, err := e.src.Discover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, first, 2*services*perService)
+	return addresses(first)
 }
 
 // TestHungCallCostsOnlyItsService: while one service's DiscoverInstances hangs, every other
@@ -45,22 +46,18 @@ func (e *testEnv) nextHeld(t *testing.T) string {
 func TestHungCallCostsOnlyItsService(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, "one", "two")
-	e.seed("ns-1", "one", 3, 2)
-	e.seed("ns-2", "two", 3, 2)
-	first, err := e.src.Discover(context.Background())
-	require.NoError(t, err)
-	want := addresses(first)
+	want := e.twoNamespaces(t, 3, 2)
 
 	e.api.resetCalls()
-	release := e.api.holdCall("DiscoverInstances/ns-1-srv-001")
+	release := e.api.holds.Hold("DiscoverInstances/ns-1-srv-001")
 	e.api.addInstance("ns-2-srv-000", "new-task", ecsAttrs("10.99.0.1"), types.HealthStatusHealthy)
 	done := e.discoverAsync()
-	require.Equal(t, "DiscoverInstances/ns-1-srv-001", e.nextHeld(t))
+	require.Equal(t, "DiscoverInstances/ns-1-srv-001", e.api.holds.Next(t))
 	require.Eventually(t, func() bool { return e.api.callCount("DiscoverInstances") == 6 }, 5*time.Second, 5*time.Millisecond,
 		"every other service is asked while one call hangs")
 	release()
 	got := <-done
-	require.ErrorIs(t, got.err, errHeld)
+	require.ErrorIs(t, got.err, hold.ErrReleased)
 	require.ErrorContains(t, got.err, `namespace "one" (ns-1): service "svc-001" (ns-1-srv-001): DiscoverInstances`)
 	require.Equal(t, append(want, "10.99.0.1:3000"), addresses(got.groups))
 }
@@ -70,21 +67,18 @@ func TestHungCallCostsOnlyItsService(t *testing.T) {
 func TestNamespacesInParallel(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, "one", "two")
-	e.seed("ns-1", "one", 2, 1)
-	e.seed("ns-2", "two", 2, 1)
-	first, err := e.src.Discover(context.Background())
-	require.NoError(t, err)
+	want := e.twoNamespaces(t, 2, 1)
 
-	releaseList := e.api.holdCall("ListServices/ns-1")
-	releaseDiscover := e.api.holdCall("DiscoverInstances/ns-2-srv-000")
+	releaseList := e.api.holds.Hold("ListServices/ns-1")
+	releaseDiscover := e.api.holds.Hold("DiscoverInstances/ns-2-srv-000")
 	done := e.discoverAsync()
-	require.ElementsMatch(t, []string{"ListServices/ns-1", "DiscoverInstances/ns-2-srv-000"}, []string{e.nextHeld(t), e.nextHeld(t)},
+	require.ElementsMatch(t, []string{"ListServices/ns-1", "DiscoverInstances/ns-2-srv-000"}, []string{e.api.holds.Next(t), e.api.holds.Next(t)},
 		"both calls are in flight at once")
 	releaseList()
 	releaseDiscover()
 	got := <-done
-	require.ErrorIs(t, got.err, errHeld)
-	require.Equal(t, addresses(first), addresses(got.groups))
+	require.ErrorIs(t, got.err, hold.ErrReleased)
+	require.Equal(t, want, addresses(got.groups))
 }
 
 // TestConcurrencyBound: no more than Concurrency calls are in flight, across namespaces.
@@ -98,34 +92,36 @@ func TestConcurrencyBound(t *testing.T) {
 		Registerer:          prometheus.NewRegistry(),
 		now:                 func() time.Time { return e.now },
 	})
-	e.seed("ns-1", "one", 2, 1)
-	e.seed("ns-2", "two", 1, 1)
-	_, err := e.src.Discover(context.Background())
-	require.NoError(t, err)
+	e.twoNamespaces(t, 2, 1)
 
-	var releases []func()
+	releases := map[string]func(){}
 	for _, id := range []string{"ns-1-srv-000", "ns-1-srv-001", "ns-2-srv-000"} {
-		releases = append(releases, e.api.holdCall("DiscoverInstances/"+id))
+		key := "DiscoverInstances/" + id
+		releases[key] = e.api.holds.Hold(key)
 	}
 	done := e.discoverAsync()
-	first := []string{e.nextHeld(t), e.nextHeld(t)}
-	select {
-	case key := <-e.api.held:
-		t.Fatalf("a third call (%s) started while two were in flight with a bound of 2", key)
-	case <-time.After(200 * time.Millisecond):
-	}
-	for i, id := range []string{"ns-1-srv-000", "ns-1-srv-001", "ns-2-srv-000"} {
-		if "DiscoverInstances/"+id == first[0] {
-			releases[i]()
-			releases[i] = func() {}
-		}
-	}
-	third := e.nextHeld(t)
-	require.NotContains(t, first, third)
+	first := e.api.holds.Next(t)
+	second := e.api.holds.Next(t)
+	e.api.holds.None(t, 200*time.Millisecond) // a third call waits for a slot
+	releases[first]()
+	third := e.api.holds.Next(t)
+	require.NotContains(t, []string{first, second}, third)
 	for _, release := range releases {
 		release()
 	}
 	got := <-done
-	require.ErrorIs(t, got.err, errHeld)
-	require.Len(t, got.groups, 3)
+	require.ErrorIs(t, got.err, hold.ErrReleased)
+	require.Len(t, got.groups, 4)
+}
+
+// TestServiceNamespaceReadOnce: where every namespace lists every service (the namespace filter
+// not applied, as on some emulators), the namespaces asking at once still read each service's
+// namespace once.
+func TestServiceNamespaceReadOnce(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "one", "two")
+	e.api.ignoreServiceFilter = true
+	e.twoNamespaces(t, 20, 1)
+	require.Equal(t, 40, e.api.callCount("GetService"))
+	require.Equal(t, 40, e.api.callCount("DiscoverInstances"))
 }

@@ -15,6 +15,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 )
 
 const (
@@ -38,8 +40,7 @@ type fakeAWS struct {
 	services    map[string]awstypes.Service // "cluster/name" -> service
 	nextPort    map[string]int32            // container-instance ARN -> next dynamic host port
 	fail        map[string]error            // "Operation" or "Operation/key" -> error
-	hold        map[string]chan struct{}    // "Operation/key" -> held until closed (or ctx ends)
-	held        chan string                 // receives "Operation/key" of every call that starts waiting
+	holds       *hold.Calls                 // by "Operation/key"
 	calls       map[string]int
 	looseTasks  bool            // DescribeTasks also answers with tasks not asked for (moto)
 	vanished    map[string]bool // task ARNs ListTasks still lists but DescribeTasks answers MISSING for
@@ -58,7 +59,7 @@ func newFakeAWS() *fakeAWS {
 	return &fakeAWS{
 		tasks: map[string][]*awstypes.Task{}, taskDefs: map[string]awstypes.TaskDefinition{}, ciEC2: map[string]string{},
 		instances: map[string]ec2types.Instance{}, services: map[string]awstypes.Service{}, nextPort: map[string]int32{},
-		fail: map[string]error{}, hold: map[string]chan struct{}{}, held: make(chan string, 100), calls: map[string]int{}, vanished: map[string]bool{},
+		fail: map[string]error{}, holds: hold.New(), calls: map[string]int{}, vanished: map[string]bool{},
 	}
 }
 
@@ -229,32 +230,14 @@ func (f *fakeAWS) resetCalls() {
 	f.calls = map[string]int{}
 }
 
-// holdCall makes the calls of "Operation/key" wait, as a hung AWS call does, until release is
-// called (then they fail with errHeld, as a call ended by its timeout does) or their context ends.
-func (f *fakeAWS) holdCall(key string) (release func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := make(chan struct{})
-	f.hold[key] = ch
-	return func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		delete(f.hold, key)
-		close(ch)
-	}
-}
-
-var errHeld = errors.New("no answer within the call timeout")
-
-// enter counts a call, waits the delay (or holds the call when told to) and returns the injected
-// error for op or op/key.
+// enter counts a call, waits the delay (or holds the call when told to: holds) and returns the
+// injected error for op or op/key.
 func (f *fakeAWS) enter(ctx context.Context, op, key string) error {
 	f.mu.Lock()
 	f.calls[op]++
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	delay := f.delay
-	hold := f.hold[op+"/"+key]
 	err := f.fail[op]
 	if err == nil {
 		err = f.fail[op+"/"+key]
@@ -265,14 +248,8 @@ func (f *fakeAWS) enter(ctx context.Context, op, key string) error {
 		f.inFlight--
 		f.mu.Unlock()
 	}()
-	if hold != nil {
-		f.held <- op + "/" + key
-		select {
-		case <-hold:
-			return errHeld
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if held := f.holds.Wait(ctx, op+"/"+key); held != nil {
+		return held
 	}
 	time.Sleep(delay)
 	return err

@@ -8,6 +8,7 @@ import (
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -22,7 +23,7 @@ func TestHungCallCostsOnlyItsCluster(t *testing.T) {
 	want := endpoints(e.discover(t))
 	require.Len(t, want, 6)
 
-	release := e.aws.holdCall("ListTasks/alpha")
+	release := e.aws.holds.Hold("ListTasks/alpha")
 	def := e.aws.addTaskDef("new", awstypes.NetworkModeAwsvpc, containerDef("app", exporterLabels("7000")))
 	e.aws.runTask(run{cluster: "beta", taskDef: def, launchType: awstypes.LaunchTypeFargate})
 	type result struct {
@@ -34,17 +35,12 @@ func TestHungCallCostsOnlyItsCluster(t *testing.T) {
 		groups, err := e.src.Discover(context.Background())
 		done <- result{groups, err}
 	}()
-	select {
-	case key := <-e.aws.held:
-		require.Equal(t, "ListTasks/alpha", key)
-	case <-time.After(5 * time.Second):
-		t.Fatal("ListTasks of alpha never started")
-	}
+	require.Equal(t, "ListTasks/alpha", e.aws.holds.Next(t))
 	require.Eventually(t, func() bool { return e.aws.callCounts()[opListTasks] >= 4 }, 5*time.Second, 5*time.Millisecond,
 		"beta is listed while alpha's call hangs")
 	release()
 	got := <-done
-	require.ErrorIs(t, got.err, errHeld)
+	require.ErrorIs(t, got.err, hold.ErrReleased)
 	require.EqualError(t, got.err, `cluster "alpha": ListTasks: no answer within the call timeout`)
 	require.Len(t, got.groups, 7)
 	require.Subset(t, endpoints(got.groups), want)
