@@ -5,6 +5,11 @@
 // one or two targets (see buildTargets). Failures never cost good data: a namespace or service
 // whose calls fail keeps the targets it had at its last successful discovery.
 //
+// Namespaces are discovered in parallel, and the calls about their services share one bound
+// (Options.Concurrency): a call that hangs holds one slot until the AWS client's call timeout
+// ends it, and costs only its own service's freshness; every other namespace and service is
+// discovered meanwhile.
+//
 // Calls per cycle, for N namespaces and S services: one ListNamespaces page per 100 namespaces,
 // one ListServices page per 100 services per namespace, and per service one DiscoverInstances
 // call (services of up to 1 000 instances) or one ListInstances page per 100 instances (larger
@@ -27,6 +32,7 @@ import (
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
@@ -74,7 +80,8 @@ type Options struct {
 	IncludeUnhealthy bool
 	// TagsRefreshInterval is how long a service's tags are reused before they are read again.
 	TagsRefreshInterval time.Duration
-	// Concurrency caps the calls in flight (default 8).
+	// Concurrency caps the Cloud Map calls in flight about namespaces and services, across every
+	// namespace (default 8).
 	Concurrency int
 	Logger      *slog.Logger
 	// Metrics are the metrics every source shares; Registerer receives the source's own.
@@ -86,8 +93,10 @@ type Options struct {
 
 // Source is the Cloud Map source.
 type Source struct {
-	api  API
-	opts Options
+	api   API
+	opts  Options
+	slots chan struct{}      // one per call in flight: Concurrency
+	gets  singleflight.Group // GetService calls in flight, by service id
 
 	mu          sync.Mutex
 	lastEntries []string
@@ -120,6 +129,7 @@ func New(api API, opts Options) *Source {
 	return &Source{
 		api:        api,
 		opts:       opts,
+		slots:      make(chan struct{}, opts.Concurrency),
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
@@ -152,13 +162,22 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	resolved, err := s.resolve(ctx, entries)
 	errs = append(errs, err)
 
+	// Every namespace at once: their calls take the source's slots, so they are bounded all the
+	// same, and a namespace waiting on a slow call holds no slot.
+	results := make([][]*targets.Group, len(resolved))
+	nsErrs := make([]error, len(resolved))
+	var wg sync.WaitGroup
+	for i, ns := range resolved {
+		wg.Go(func() { results[i], nsErrs[i] = s.discoverNamespace(ctx, ns) })
+	}
+	wg.Wait()
+	errs = append(errs, nsErrs...)
+
 	s.targetsGauge.Reset()
 	var out []*targets.Group
-	for _, ns := range resolved {
-		groups, err := s.discoverNamespace(ctx, ns)
-		errs = append(errs, err)
-		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(groups)))
-		out = append(out, groups...)
+	for i, ns := range resolved {
+		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(results[i])))
+		out = append(out, results[i]...)
 	}
 	s.forgetOthers(resolved)
 	if out == nil {
@@ -289,7 +308,9 @@ func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 // last good targets; when the services cannot be listed, every service the namespace had keeps
 // its targets.
 func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
-	summaries, err := s.listServices(ctx, ns)
+	var summaries []types.ServiceSummary
+	var err error
+	s.withSlot(ctx, func() { summaries, err = s.listServices(ctx, ns) })
 	if err != nil {
 		err = s.failed(opListServices, namespaceResource(ns), err)
 		s.mu.Lock()
@@ -306,16 +327,7 @@ func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*target
 
 	results := make([][]*targets.Group, len(ids))
 	errs := make([]error, len(ids))
-	sem := make(chan struct{}, s.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i], errs[i] = s.discoverService(ctx, ns, id)
-		})
-	}
-	wg.Wait()
+	s.forEach(ctx, len(ids), func(i int) { results[i], errs[i] = s.discoverService(ctx, ns, ids[i]) })
 	var out []*targets.Group
 	for _, r := range results {
 		out = append(out, r...)
@@ -349,19 +361,30 @@ func (s *Source) listServices(ctx context.Context, ns namespace) ([]types.Servic
 // services of ns that are gone. Services whose namespace could not be read (new ones only: the
 // namespace of a known service is cached) are left out, with an error, to be retried next cycle.
 func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []types.ServiceSummary) ([]string, error) {
-	var (
-		ids  []string
-		errs []error
-	)
-	for _, sum := range summaries {
-		id := aws.ToString(sum.Id)
-		nsID, err := s.serviceNamespace(ctx, sum)
-		if err != nil {
-			errs = append(errs, s.failed(opGetService, serviceResource(aws.ToString(sum.Name), id), err, "namespace", ns.Name))
-			continue
+	nsIDs := make([]string, len(summaries))
+	errs := make([]error, len(summaries))
+	var unknown []int // services whose namespace is not cached
+	s.mu.Lock()
+	for i, sum := range summaries {
+		if st, ok := s.services[aws.ToString(sum.Id)]; ok {
+			nsIDs[i] = st.namespaceID
+		} else {
+			unknown = append(unknown, i)
 		}
-		if nsID == ns.ID {
-			ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	s.forEach(ctx, len(unknown), func(j int) {
+		i := unknown[j]
+		sum := summaries[i]
+		var err error
+		if nsIDs[i], err = s.serviceNamespace(ctx, sum); err != nil {
+			errs[i] = s.failed(opGetService, serviceResource(aws.ToString(sum.Name), aws.ToString(sum.Id)), err, "namespace", ns.Name)
+		}
+	})
+	var ids []string
+	for i, sum := range summaries {
+		if errs[i] == nil && nsIDs[i] == ns.ID {
+			ids = append(ids, aws.ToString(sum.Id))
 		}
 	}
 	sort.Strings(ids)
@@ -376,29 +399,77 @@ func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []type
 	return ids, errors.Join(errs...)
 }
 
+// serviceNamespace reads the namespace id of a listed service whose namespace is not cached, with
+// GetService, once, also when several namespaces list the service at once (where the namespace
+// filter is not applied, each namespace asks about every service).
 func (s *Source) serviceNamespace(ctx context.Context, sum types.ServiceSummary) (string, error) {
 	id := aws.ToString(sum.Id)
-	s.mu.Lock()
-	st, ok := s.services[id]
-	s.mu.Unlock()
-	if ok {
+	v, err, _ := s.gets.Do(id, func() (any, error) {
+		s.mu.Lock()
+		st, ok := s.services[id] // read by a call that has just ended
+		s.mu.Unlock()
+		if ok {
+			return st.namespaceID, nil
+		}
+		out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+		if err != nil {
+			return "", err
+		}
+		st = &serviceState{
+			namespaceID: aws.ToString(out.Service.NamespaceId),
+			name:        aws.ToString(sum.Name),
+			arn:         aws.ToString(sum.Arn),
+			healthCheck: out.Service.HealthCheckConfig != nil || out.Service.HealthCheckCustomConfig != nil,
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.services[id] = st
 		return st.namespaceID, nil
-	}
-	out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+	})
 	if err != nil {
 		return "", err
 	}
-	st = &serviceState{
-		namespaceID: aws.ToString(out.Service.NamespaceId),
-		name:        aws.ToString(sum.Name),
-		arn:         aws.ToString(sum.Arn),
-		healthCheck: out.Service.HealthCheckConfig != nil || out.Service.HealthCheckCustomConfig != nil,
-	}
-	s.mu.Lock()
-	s.services[id] = st
-	s.mu.Unlock()
-	return st.namespaceID, nil
+	return v.(string), nil
 }
+
+// withSlot runs fn holding one of the source's call slots. When ctx ends before a slot is free,
+// fn runs without one: its calls then fail at once on ctx, and what they were about keeps its
+// last targets.
+func (s *Source) withSlot(ctx context.Context, fn func()) {
+	if s.acquire(ctx) {
+		defer s.release()
+	}
+	fn()
+}
+
+// forEach runs fn(0) ... fn(n-1), each in a goroutine holding a call slot (see withSlot), and
+// returns when all are done. Goroutines start only as slots become free, so at most Concurrency
+// run at once across the whole source.
+func (s *Source) forEach(ctx context.Context, n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		held := s.acquire(ctx)
+		wg.Go(func() {
+			if held {
+				defer s.release()
+			}
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// acquire takes a call slot, or returns false when ctx ends first.
+func (s *Source) acquire(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Source) release() { <-s.slots }
 
 // discoverService returns the targets of one service, or its last good targets and an error.
 func (s *Source) discoverService(ctx context.Context, ns namespace, id string) ([]*targets.Group, error) {
