@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +28,25 @@ type daemon struct {
 	URL  string
 	Dir  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *logBuffer
+}
+
+// logBuffer holds a process's output; it may be read while the process writes it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startDaemon starts ecs-sd with output dir and web address of its own and waits until it
@@ -41,7 +60,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daemon {
 	t.Helper()
 	port := testenv.FreePort(t)
-	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, logs: &bytes.Buffer{}}
+	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, logs: &logBuffer{}}
 	args = append([]string{"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--output.dir", d.Dir}, args...)
 	d.cmd = exec.Command(testenv.BuildBinary(t, "cmd/ecs-sd"), args...)
 	d.cmd.Env = env
@@ -116,7 +135,7 @@ func (d *daemon) metric(t *testing.T, series string) float64 {
 }
 
 // addresses parses a file_sd document and returns its target addresses, sorted.
-func addresses(t *testing.T, doc string) []string {
+func addresses(t testing.TB, doc string) []string {
 	t.Helper()
 	groups, err := targets.Unmarshal([]byte(doc))
 	require.NoError(t, err)

@@ -6,10 +6,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
-	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -45,6 +44,36 @@ func (g *Group) Address() string {
 		return ""
 	}
 	return g.Targets[0]
+}
+
+// Equal reports whether g and o have the same targets and labels.
+func (g *Group) Equal(o *Group) bool {
+	return g == o || g != nil && o != nil && slices.Equal(g.Targets, o.Targets) && maps.Equal(g.Labels, o.Labels)
+}
+
+// Reuse replaces each group of groups that equals the group of last at the same place with that
+// group, and returns last itself when every group is equal. A source that rebuilds its targets
+// every cycle thus keeps one copy of the labels of those that did not change, and the loop finds
+// them unchanged without comparing their labels.
+func Reuse(groups, last []*Group) []*Group {
+	same := len(groups) == len(last)
+	for i, g := range groups {
+		if i < len(last) && g.Equal(last[i]) {
+			groups[i] = last[i]
+		} else {
+			same = false
+		}
+	}
+	if same && last != nil {
+		return last
+	}
+	return groups
+}
+
+// SourceValue is the value of LabelSource for the targets of one source (",cloudmap,"). A source
+// that sets it on its targets spares the merge a copy of their labels.
+func SourceValue(source string) model.LabelValue {
+	return model.LabelValue("," + source + ",")
 }
 
 // Key identifies the endpoint that g scrapes: scheme, address and metrics path. Two groups with
@@ -85,14 +114,6 @@ const notAPort = "is not a port number (1-65535)"
 // JoinHostPort formats ip and port as a target address; IPv6 addresses are bracketed.
 func JoinHostPort(ip string, port int) string {
 	return net.JoinHostPort(ip, fmt.Sprint(port))
-}
-
-var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-
-// SanitizeLabelName turns any string into a valid Prometheus label-name fragment, replacing every
-// character outside [a-zA-Z0-9_] with an underscore (as Prometheus's own discoverers do).
-func SanitizeLabelName(s string) string {
-	return invalidLabelChars.ReplaceAllString(s, "_")
 }
 
 // Sort orders groups deterministically: by key, then by the full label set. Each key is computed
@@ -168,36 +189,72 @@ func Unmarshal(data []byte) ([]*Group, error) {
 }
 
 // Merge combines the groups of several sources into one list in which every endpoint (Key) appears
-// once. When two sources found the same endpoint, the labels of both are kept (the earlier source,
-// by name, wins a conflict on a label name) and LabelSource lists every source that found it. The
+// once, and sets LabelSource on every group to the sources that found its endpoint. When several
+// groups have one endpoint, the labels of all are kept; a label name they disagree on takes the
+// value of the earlier source by name, and within one source that of the group whose label set
+// sorts first (model.LabelSet.String), so the result does not depend on the order of the
+// groups. The groups given are not modified: a group is used as it is when it alone has its
+// endpoint and already carries its source's LabelSource (SourceValue), and copied otherwise. The
 // list is in no particular order: NewSnapshot sorts it, once.
 func Merge(bySource map[string][]*Group) []*Group {
-	names := make([]string, 0, len(bySource))
-	for name := range bySource {
-		names = append(names, name)
+	names := slices.Sorted(maps.Keys(bySource))
+	type found struct {
+		g      *Group // as the source gave it
+		source int    // index in names
 	}
-	sort.Strings(names)
-	index := map[string]*Group{}
-	var out []*Group
-	for _, name := range names {
+	var (
+		out   []*Group
+		first []found             // the first group of each key in out, as given
+		index = map[string]int{}  // key -> position in out
+		more  = map[int][]found{} // position in out -> every group of the key, when several
+	)
+	for si, name := range names {
 		for _, g := range bySource[name] {
 			key := g.Key()
-			if prev, ok := index[key]; ok {
-				for k, v := range g.Labels {
-					if _, exists := prev.Labels[k]; !exists {
-						prev.Labels[k] = v
-					}
+			if i, ok := index[key]; ok {
+				if more[i] == nil {
+					more[i] = []found{first[i]}
 				}
-				if !strings.Contains(string(prev.Labels[LabelSource]), ","+name+",") {
-					prev.Labels[LabelSource] += model.LabelValue(name + ",")
-				}
+				more[i] = append(more[i], found{g, si})
 				continue
 			}
-			c := &Group{Targets: append([]string(nil), g.Targets...), Labels: g.Labels.Clone()}
-			c.Labels[LabelSource] = model.LabelValue("," + name + ",")
-			index[key] = c
-			out = append(out, c)
+			index[key] = len(out)
+			first = append(first, found{g, si})
+			if g.Labels[LabelSource] != SourceValue(name) {
+				g = &Group{Targets: g.Targets, Labels: withLabel(g.Labels, LabelSource, SourceValue(name))}
+			}
+			out = append(out, g)
 		}
 	}
+	for i, fs := range more {
+		slices.SortStableFunc(fs, func(a, b found) int {
+			if a.source != b.source {
+				return a.source - b.source
+			}
+			return strings.Compare(a.g.Labels.String(), b.g.Labels.String())
+		})
+		labels := make(model.LabelSet, len(fs[0].g.Labels)+1)
+		sources := ","
+		for _, f := range fs {
+			for k, v := range f.g.Labels {
+				if _, exists := labels[k]; !exists {
+					labels[k] = v
+				}
+			}
+			if s := names[f.source] + ","; !strings.Contains(sources, ","+s) {
+				sources += s
+			}
+		}
+		labels[LabelSource] = model.LabelValue(sources)
+		out[i] = &Group{Targets: fs[0].g.Targets, Labels: labels}
+	}
 	return out
+}
+
+// withLabel returns a copy of labels with name set to v.
+func withLabel(labels model.LabelSet, name model.LabelName, v model.LabelValue) model.LabelSet {
+	c := make(model.LabelSet, len(labels)+1)
+	maps.Copy(c, labels)
+	c[name] = v
+	return c
 }

@@ -2,6 +2,9 @@ package targets
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -106,4 +109,88 @@ func TestSnapshotSortsAndRendersOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "[]\n", string(empty.JSON))
 	require.NotNil(t, empty.Groups)
+}
+
+func TestMergeIsAFunctionOfTheGroupsNotTheirOrder(t *testing.T) {
+	t.Parallel()
+	// Three groups of one endpoint in one source, and one in another, disagreeing on labels.
+	g := func(labels model.LabelSet) *Group { return &Group{Targets: []string{"10.0.0.1:80"}, Labels: labels} }
+	cm := []*Group{
+		g(model.LabelSet{"__meta_cloudmap_instance_id": "b", "zone": "b"}),
+		g(model.LabelSet{"__meta_cloudmap_instance_id": "a", "only_a": "1"}),
+		g(model.LabelSet{"__meta_cloudmap_instance_id": "c", "zone": "c", "only_c": "1"}),
+		{Targets: []string{"10.0.0.2:80"}, Labels: model.LabelSet{"x": "1"}},
+	}
+	ecs := []*Group{g(model.LabelSet{"__meta_cloudmap_instance_id": "ecs", "ecs": "1"})}
+	var first []byte
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 50 {
+		a, b := slices.Clone(cm), slices.Clone(ecs)
+		rng.Shuffle(len(a), func(i, j int) { a[i], a[j] = a[j], a[i] })
+		out, err := Marshal(Merge(map[string][]*Group{"ecs": b, "cloudmap": a}))
+		require.NoError(t, err)
+		if i == 0 {
+			first = out
+			continue
+		}
+		require.Equal(t, string(first), string(out), "order %d", i)
+	}
+	out := Merge(map[string][]*Group{"cloudmap": cm, "ecs": ecs})
+	Sort(out)
+	require.Len(t, out, 2)
+	require.Equal(t, model.LabelSet{
+		"__meta_cloudmap_instance_id": "a", // the label set that sorts first wins within a source
+		"only_a":                      "1",
+		"only_c":                      "1",
+		"zone":                        "b", // then the next one: b before c
+		"ecs":                         "1",
+		LabelSource:                   ",cloudmap,ecs,",
+	}, out[0].Labels)
+}
+
+func TestMergeUsesGroupsThatCarryTheirSource(t *testing.T) {
+	t.Parallel()
+	own := &Group{Targets: []string{"10.0.0.1:80"}, Labels: model.LabelSet{"a": "1", LabelSource: SourceValue("cloudmap")}}
+	other := &Group{Targets: []string{"10.0.0.2:80"}, Labels: model.LabelSet{"a": "1"}}
+	out := Merge(map[string][]*Group{"cloudmap": {own, other}})
+	Sort(out)
+	require.Same(t, own, out[0], "a group that carries its source is not copied")
+	require.NotSame(t, other, out[1])
+	require.Equal(t, SourceValue("cloudmap"), out[1].Labels[LabelSource])
+	require.NotContains(t, other.Labels, model.LabelName(LabelSource), "inputs are not modified")
+}
+
+func TestSanitizeLabelName(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                  "",
+		"AVAILABILITY_ZONE": "AVAILABILITY_ZONE",
+		"team:owner-x.y":    "team_owner_x_y",
+		"é":                 "_",   // one character, two bytes: one underscore
+		"a\xffb":            "a_b", // invalid UTF-8: one per byte
+		"日本":                "__",
+		"0abc":              "0abc", // a fragment: the prefix comes first
+	} {
+		require.Equal(t, want, SanitizeLabelName(in), in)
+	}
+}
+
+func TestSetMapCollisionsFirstKeyWins(t *testing.T) {
+	t.Parallel()
+	attrs := map[string]string{"a.b": "dot", "a-b": "dash", "a_b": "underscore", "a:b": "", "c": "3"}
+	// Map order changes from run to run: the result must not.
+	for range 100 {
+		var b LabelBuilder
+		labels := model.LabelSet{"pre_c": "fixed"}
+		collisions := b.SetMap(labels, "pre_", maps.Clone(attrs))
+		require.Equal(t, model.LabelSet{"pre_a_b": "dash", "pre_c": "fixed"}, labels, "a-b sorts before a.b and a_b; an empty a:b gives nothing")
+		require.Equal(t, []Collision{
+			{Name: "pre_a_b", Kept: "a-b", Dropped: "a.b"},
+			{Name: "pre_a_b", Kept: "a-b", Dropped: "a_b"},
+			{Name: "pre_c", Kept: "", Dropped: "c"},
+		}, collisions)
+	}
+	var b LabelBuilder
+	require.Nil(t, b.SetMap(model.LabelSet{}, "p_", map[string]string{"x": "1"}))
+	require.Equal(t, b.Name("p_", "a.b"), b.Name("p_", "a.b"))
 }
