@@ -3,8 +3,11 @@
 package atomicfile
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -13,8 +16,19 @@ import (
 // given mode perm and renamed over path, so the replacement is atomic on POSIX file systems.
 // It reports whether the file changed: when path already holds exactly data, nothing is written.
 func Write(path string, data []byte, perm os.FileMode) (changed bool, err error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return false, nil
+	return WriteFrom(path, int64(len(data)), perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFrom is Write for the size bytes that write writes to the writer it is given: it may be
+// called twice, once to compare the content with the file (read as write goes, so that neither
+// is held whole in memory) and once to write the temporary file.
+func WriteFrom(path string, size int64, perm os.FileMode, write func(io.Writer) error) (changed bool, err error) {
+	same, err := holds(path, size, write)
+	if err != nil || same {
+		return false, err
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -27,7 +41,11 @@ func Write(path string, data []byte, perm os.FileMode) (changed bool, err error)
 			_ = os.Remove(tmpName)
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, bufSize)
+	if err = write(bw); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		_ = tmp.Close()
 		return false, fmt.Errorf("write %s: %w", tmpName, err)
 	}
@@ -50,4 +68,52 @@ func Write(path string, data []byte, perm os.FileMode) (changed bool, err error)
 		_ = d.Close()
 	}
 	return true, nil
+}
+
+const bufSize = 64 << 10
+
+// errDiffers stops a comparison at the first difference.
+var errDiffers = errors.New("content differs")
+
+// holds reports whether path holds exactly the size bytes that write writes. A file that cannot
+// be read does not hold them (it is replaced); an error of write is returned.
+func holds(path string, size int64, write func(io.Writer) error) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() != size {
+		return false, nil
+	}
+	c := &comparer{r: bufio.NewReaderSize(f, bufSize)}
+	switch err := write(c); {
+	case errors.Is(err, errDiffers) || c.failed:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	_, err = c.r.ReadByte()
+	return err == io.EOF, nil
+}
+
+// comparer is a writer that compares what it is given with what r reads.
+type comparer struct {
+	r      *bufio.Reader
+	failed bool // reading failed: the file is replaced
+}
+
+func (c *comparer) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		want, err := c.r.Peek(min(len(p), bufSize))
+		if len(want) == 0 || !bytes.Equal(want, p[:len(want)]) {
+			c.failed = c.failed || err != nil && err != io.EOF
+			return n, errDiffers
+		}
+		_, _ = c.r.Discard(len(want))
+		n += len(want)
+		p = p[len(want):]
+	}
+	return n, nil
 }

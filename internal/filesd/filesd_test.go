@@ -1,7 +1,9 @@
 package filesd
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,7 +75,9 @@ func TestIncompleteDiscoveryNeverShrinksAnEarlierFile(t *testing.T) {
 	require.Equal(t, []string{"10.0.0.3:80"}, read(t, path))
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	require.Equal(t, string(complete.JSON), string(data), "the snapshot's bytes, as rendered")
+	want, err := complete.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(data), "the snapshot's list, as rendered")
 
 	// After a complete discovery the earlier file no longer counts.
 	require.NoError(t, s.Update(ctx, snap(t, "10.0.0.4:80"), false))
@@ -88,4 +92,26 @@ func TestUnwritableDirectory(t *testing.T) {
 	t.Parallel()
 	_, err := New(filepath.Join(t.TempDir(), "no", "such", "dir", "f.json"), nil, nil)
 	require.ErrorContains(t, err, "no/such/dir")
+}
+
+// TestBaselineReadOnlyWhenNeeded: a complete first discovery never reads the earlier file (an
+// invalid one is then replaced without a word); an incomplete one reads it, once.
+func TestBaselineReadOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	for _, complete := range []bool{true, false} {
+		var logs bytes.Buffer
+		path := filepath.Join(t.TempDir(), "ecs-services.json")
+		require.NoError(t, os.WriteFile(path, []byte("not json"), 0o644))
+		s, err := New(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Update(context.Background(), snap(t, "10.0.0.1:80"), complete))
+		require.Equal(t, []string{"10.0.0.1:80"}, read(t, path))
+		if complete {
+			require.NotContains(t, logs.String(), "not valid")
+		} else {
+			require.Contains(t, logs.String(), "Existing file_sd file is not valid")
+		}
+		require.NoError(t, s.Update(context.Background(), snap(t, "10.0.0.2:80"), false))
+		require.Equal(t, []string{"10.0.0.2:80"}, read(t, path), "the baseline is the earlier file, read once")
+	}
 }

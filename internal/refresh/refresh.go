@@ -67,6 +67,9 @@ type Loop struct {
 	succeeded map[string]bool             // sources that had a fully successful cycle
 	ready     bool
 
+	snapMu sync.Mutex
+	snap   targets.Snapshot // the last list given to the sinks
+
 	metrics *Metrics
 }
 
@@ -176,7 +179,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 
-	snap, err := targets.NewSnapshot(targets.Merge(bySource))
+	snap, err := l.snapshot(targets.Merge(bySource))
 	if err != nil { // label sets always encode; the outputs keep what they have
 		l.opts.Logger.Error("Cannot render the target list", "err", err)
 		return errors.Join(append(errs, err)...)
@@ -202,4 +205,16 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// snapshot returns the sorted and rendered list of groups: the last one, not rendered again, when
+// the groups are the same (targets.Snapshot.Update).
+func (l *Loop) snapshot(groups []*targets.Group) (targets.Snapshot, error) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	snap, err := l.snap.Update(groups)
+	if err == nil {
+		l.snap = snap
+	}
+	return snap, err
 }

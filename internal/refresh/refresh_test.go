@@ -103,8 +103,10 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	snap := sink.lastSnapshot()
 	want, err := targets.Marshal(groups)
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(snap.JSON), "the list, rendered")
-	require.Same(t, &snap.JSON[0], &other.lastSnapshot().JSON[0], "rendered once: every sink gets the same bytes")
+	got, err := snap.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got), "the list, rendered")
+	require.Same(t, &snap.Gzip[0], &other.lastSnapshot().Gzip[0], "rendered once: every sink gets the same bytes")
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
 	groups, _ = sink.last()
@@ -180,4 +182,29 @@ func TestCycleTimeout(t *testing.T) {
 	groups, complete := sink.last()
 	require.Equal(t, []string{"10.0.0.1:80"}, addrs(groups), "a hung source does not hold the others back")
 	require.False(t, complete)
+}
+
+func TestUnchangedListIsNotRenderedAgain(t *testing.T) {
+	t.Parallel()
+	same := []*targets.Group{group("10.0.0.1:80"), group("10.0.0.2:80")}
+	a := &scriptedSource{name: "a", steps: []step{
+		{groups: same},
+		{groups: []*targets.Group{group("10.0.0.2:80"), group("10.0.0.1:80")}}, // equal copies, another order
+		{groups: []*targets.Group{group("10.0.0.1:80")}},
+	}}
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{a}, Sinks: []Sink{sink}})
+	ctx := context.Background()
+	require.NoError(t, l.RunOnce(ctx))
+	first := sink.lastSnapshot()
+	require.NoError(t, l.RunOnce(ctx))
+	require.Same(t, &first.Gzip[0], &sink.lastSnapshot().Gzip[0], "the same list: the same bytes, not rendered again")
+	require.NoError(t, l.RunOnce(ctx))
+	changed := sink.lastSnapshot()
+	require.Equal(t, []string{"10.0.0.1:80"}, addrs(changed.Groups))
+	want, err := targets.Marshal(changed.Groups)
+	require.NoError(t, err)
+	got, err := changed.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
 }

@@ -4,8 +4,11 @@ package targets
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"slices"
@@ -139,11 +142,18 @@ func Sort(groups []*Group) {
 }
 
 // Snapshot is one cycle's target list, sorted and rendered once for every output.
+//
+// The list is held compressed: at 10 000 targets the JSON is about 15 MB and its gzip about
+// 0.2 MB, so the process does not hold the rendered list beside the label sets it was made from.
+// Prometheus's http_sd client accepts gzip, and gets those very bytes; the file is written from
+// them, uncompressed on the way (WriteTo).
 type Snapshot struct {
 	Groups []*Group // sorted
-	// JSON is Groups as the file_sd and http_sd list (see Marshal). Outputs share it and must
-	// not modify it.
-	JSON []byte
+	// Gzip is Groups as the file_sd and http_sd list (see Marshal), compressed with gzip.
+	// Outputs share it and must not modify it.
+	Gzip []byte
+	// Size is the length of the list, uncompressed.
+	Size int64
 }
 
 // NewSnapshot sorts groups in place and renders them.
@@ -152,11 +162,63 @@ func NewSnapshot(groups []*Group) (Snapshot, error) {
 		groups = []*Group{}
 	}
 	Sort(groups)
-	data, err := encode(groups)
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, fmt.Errorf("compress target list: %w", err)
 	}
-	return Snapshot{Groups: groups, JSON: data}, nil
+	n, err := render(zw, groups)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("compress target list: %w", err)
+	}
+	return Snapshot{Groups: groups, Gzip: bytes.Clone(buf.Bytes()), Size: n}, nil
+}
+
+// WriteTo writes the list, uncompressed, to w.
+func (s Snapshot) WriteTo(w io.Writer) (int64, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(s.Gzip))
+	if err != nil {
+		return 0, fmt.Errorf("read target list: %w", err)
+	}
+	n, err := io.Copy(w, zr)
+	if err != nil {
+		return n, fmt.Errorf("write target list: %w", err)
+	}
+	return n, nil
+}
+
+// JSON returns the list, uncompressed.
+func (s Snapshot) JSON() ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, s.Size))
+	_, err := s.WriteTo(buf)
+	return buf.Bytes(), err
+}
+
+// Update returns the snapshot of groups, which it sorts in place: s itself when they are the
+// groups of s (the same targets with the same labels, in the same order once sorted), else
+// NewSnapshot(groups). An unchanged list is thus not rendered again, and every output gets the
+// very bytes it had. The zero Snapshot is never the same as a list.
+func (s Snapshot) Update(groups []*Group) (Snapshot, error) {
+	if groups == nil {
+		groups = []*Group{}
+	}
+	Sort(groups)
+	if s.Gzip != nil && len(groups) == len(s.Groups) {
+		same := true
+		for i, g := range groups {
+			if !g.Equal(s.Groups[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s, nil
+		}
+	}
+	return NewSnapshot(groups)
 }
 
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
@@ -165,25 +227,73 @@ func Marshal(groups []*Group) ([]byte, error) {
 	sorted := make([]*Group, len(groups))
 	copy(sorted, groups)
 	Sort(sorted)
-	return encode(sorted)
-}
-
-func encode(sorted []*Group) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(sorted); err != nil {
-		return nil, fmt.Errorf("encode target groups: %w", err)
+	if _, err := render(&buf, sorted); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// Unmarshal parses a file_sd JSON list.
+// Unmarshal parses a file_sd JSON list (see Read).
 func Unmarshal(data []byte) ([]*Group, error) {
-	var groups []*Group
-	if err := json.Unmarshal(data, &groups); err != nil {
+	return Read(bytes.NewReader(data))
+}
+
+// Read parses a file_sd JSON list from r, one group at a time: the list is never held whole, and
+// label names and repeated values are held once however many groups carry them (at 10 000
+// targets the file is about 15 MB). Label names must be valid UTF-8 (the rule of Prometheus 3
+// and of model.LabelSet's own decoding). A null list gives nil, a null group a nil *Group.
+func Read(r io.Reader) ([]*Group, error) {
+	groups, err := read(json.NewDecoder(r))
+	if err != nil {
 		return nil, fmt.Errorf("parse target groups: %w", err)
+	}
+	return groups, nil
+}
+
+func read(dec *json.Decoder) ([]*Group, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	var groups []*Group
+	switch tok {
+	case nil:
+	case json.Delim('['):
+		groups = []*Group{}
+		var lb LabelBuilder
+		for dec.More() {
+			var g *struct {
+				Targets []string          `json:"targets"`
+				Labels  map[string]string `json:"labels"`
+			}
+			if err := dec.Decode(&g); err != nil {
+				return nil, err
+			}
+			if g == nil {
+				groups = append(groups, nil)
+				continue
+			}
+			out := &Group{Targets: g.Targets}
+			if g.Labels != nil {
+				out.Labels = make(model.LabelSet, len(g.Labels))
+				for k, v := range g.Labels {
+					if !model.UTF8Validation.IsValidLabelName(k) {
+						return nil, fmt.Errorf("%q is not a valid label name", k)
+					}
+					out.Labels[model.LabelName(lb.Value(k))] = lb.Value(v)
+				}
+			}
+			groups = append(groups, out)
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("not a list: starts with %v", tok)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the list")
 	}
 	return groups, nil
 }

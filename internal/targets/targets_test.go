@@ -1,7 +1,11 @@
 package targets
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -103,12 +107,62 @@ func TestSnapshotSortsAndRendersOnce(t *testing.T) {
 	require.Equal(t, []*Group{b, a}, snap.Groups, "sorted")
 	want, err := Marshal([]*Group{a, b})
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(snap.JSON), "rendered as Marshal renders")
+	got, err := snap.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got), "rendered as Marshal renders")
+	requireList(t, snap)
 
 	empty, err := NewSnapshot(nil)
 	require.NoError(t, err)
-	require.Equal(t, "[]\n", string(empty.JSON))
+	got, err = empty.JSON()
+	require.NoError(t, err)
+	require.Equal(t, "[]\n", string(got))
 	require.NotNil(t, empty.Groups)
+}
+
+// jsonEncoder renders groups as encoding/json does with the settings of the file_sd format: the
+// reference that render must match byte for byte.
+func jsonEncoder(t testing.TB, groups []*Group) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(groups))
+	return buf.Bytes()
+}
+
+// rendered returns render's output for groups, checking the size it reports.
+func rendered(t testing.TB, groups []*Group) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	n, err := render(&buf, groups)
+	require.NoError(t, err)
+	require.Equal(t, int64(buf.Len()), n)
+	return buf.Bytes()
+}
+
+func TestRenderMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	odd := "q\"b\\s/<>&\x00\x01\x1f\x7f\b\f\n\r\t é \u2028\u2029 \xff\xfe end"
+	for name, groups := range map[string][]*Group{
+		"nil list":   nil,
+		"empty list": {},
+		"nil group":  {nil, {Targets: []string{"a:1"}}},
+		"nil and empty members": {
+			{Targets: nil, Labels: nil},
+			{Targets: []string{}, Labels: model.LabelSet{}},
+		},
+		"several targets": {{Targets: []string{"a:1", "b:2", ""}, Labels: model.LabelSet{"z": "", "a": "1", "m": "x"}}},
+		"escapes":         {{Targets: []string{odd}, Labels: model.LabelSet{model.LabelName(odd): model.LabelValue(odd), "k": model.LabelValue(odd[3:9])}}},
+		"bench":           benchGroups(50),
+		"several pieces":  benchGroups(2000), // more than flushSize
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, string(jsonEncoder(t, groups)), string(rendered(t, groups)))
+		})
+	}
 }
 
 func TestMergeIsAFunctionOfTheGroupsNotTheirOrder(t *testing.T) {
@@ -158,6 +212,61 @@ func TestMergeUsesGroupsThatCarryTheirSource(t *testing.T) {
 	require.NotSame(t, other, out[1])
 	require.Equal(t, SourceValue("cloudmap"), out[1].Labels[LabelSource])
 	require.NotContains(t, other.Labels, model.LabelName(LabelSource), "inputs are not modified")
+}
+
+func TestSnapshotUpdateRendersOnlyChanges(t *testing.T) {
+	t.Parallel()
+	groups := benchGroups(20)
+	var zero Snapshot
+	first, err := zero.Update(slices.Clone(groups))
+	require.NoError(t, err)
+	requireList(t, first)
+
+	// The same groups, in another order: the same snapshot, not rendered again.
+	again, err := first.Update(slices.Clone(groups))
+	require.NoError(t, err)
+	require.Same(t, &first.Gzip[0], &again.Gzip[0])
+
+	// Equal copies: the same.
+	copies := make([]*Group, len(groups))
+	for i, g := range groups {
+		copies[i] = &Group{Targets: slices.Clone(g.Targets), Labels: g.Labels.Clone()}
+	}
+	again, err = first.Update(copies)
+	require.NoError(t, err)
+	require.Same(t, &first.Gzip[0], &again.Gzip[0])
+
+	// One label changed: rendered again.
+	copies[7].Labels["changed"] = "1"
+	changed, err := first.Update(copies)
+	require.NoError(t, err)
+	require.NotSame(t, &first.Gzip[0], &changed.Gzip[0])
+	requireList(t, changed)
+	data, err := changed.JSON()
+	require.NoError(t, err)
+	require.Contains(t, string(data), `"changed": "1"`)
+
+	// One group fewer: rendered again.
+	fewer, err := changed.Update(copies[1:])
+	require.NoError(t, err)
+	require.Len(t, fewer.Groups, 19)
+	requireList(t, fewer)
+}
+
+// requireList checks that snap holds its groups' list: gzip-compressed, of the size it says.
+func requireList(t *testing.T, snap Snapshot) {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(snap.Gzip))
+	require.NoError(t, err)
+	data, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Equal(t, string(rendered(t, snap.Groups)), string(data))
+	require.Equal(t, int64(len(data)), snap.Size)
+	var buf bytes.Buffer
+	n, err := snap.WriteTo(&buf)
+	require.NoError(t, err)
+	require.Equal(t, snap.Size, n)
+	require.Equal(t, string(data), buf.String())
 }
 
 func TestSanitizeLabelName(t *testing.T) {
