@@ -49,6 +49,35 @@ func (g *Group) Address() string {
 	return g.Targets[0]
 }
 
+// Check returns an error unless g is a target group as ecs-sd writes them: one target, host:port
+// with a port from 1 to 65535, label names valid under Prometheus's classic rules (which every
+// Prometheus version accepts), a metrics path starting with / and a scheme, when set, of http or
+// https. The error names what is wrong. Every source's targets pass it (their tests check).
+func (g *Group) Check() error {
+	if len(g.Targets) != 1 {
+		return fmt.Errorf("%d targets, want 1", len(g.Targets))
+	}
+	_, port, err := net.SplitHostPort(g.Targets[0])
+	if err != nil {
+		return fmt.Errorf("target %q: %w", g.Targets[0], err)
+	}
+	if _, err := ParsePort(port); err != nil || strings.TrimSpace(port) != port {
+		return fmt.Errorf("target %q: port %q is not a port number (1-65535)", g.Targets[0], port)
+	}
+	for name := range g.Labels {
+		if !model.LegacyValidation.IsValidLabelName(string(name)) {
+			return fmt.Errorf("label name %q is not valid", name)
+		}
+	}
+	if p, ok := g.Labels[LabelMetricsPath]; ok && !strings.HasPrefix(string(p), "/") {
+		return fmt.Errorf("metrics path %q does not start with /", p)
+	}
+	if s, ok := g.Labels[LabelScheme]; ok && s != "http" && s != "https" {
+		return fmt.Errorf("scheme %q is neither http nor https", s)
+	}
+	return nil
+}
+
 // Equal reports whether g and o have the same targets and labels.
 func (g *Group) Equal(o *Group) bool {
 	return g == o || g != nil && o != nil && slices.Equal(g.Targets, o.Targets) && maps.Equal(g.Labels, o.Labels)

@@ -303,3 +303,21 @@ func TestSetMapCollisionsFirstKeyWins(t *testing.T) {
 	require.Nil(t, b.SetMap(model.LabelSet{}, "p_", map[string]string{"x": "1"}))
 	require.Equal(t, b.Name("p_", "a.b"), b.Name("p_", "a.b"))
 }
+
+func TestGroupCheck(t *testing.T) {
+	t.Parallel()
+	ok := &Group{Targets: []string{"10.0.0.1:9100"}, Labels: model.LabelSet{LabelMetricsPath: "/metrics", LabelScheme: "https", "__meta_x": "é"}}
+	require.NoError(t, ok.Check())
+	require.NoError(t, (&Group{Targets: []string{"[2001:db8::1]:80"}}).Check())
+	for want, g := range map[string]*Group{
+		"0 targets, want 1": {},
+		`target "10.0.0.1": address 10.0.0.1: missing port in address`: {Targets: []string{"10.0.0.1"}},
+		`target "10.0.0.1:0": port "0" is not a port number (1-65535)`: {Targets: []string{"10.0.0.1:0"}},
+		`target "h: 80": port " 80" is not a port number (1-65535)`:    {Targets: []string{"h: 80"}},
+		`label name "é" is not valid`:                                  {Targets: []string{"h:80"}, Labels: model.LabelSet{"é": "1"}},
+		`metrics path "m" does not start with /`:                       {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelMetricsPath: "m"}},
+		`scheme "ftp" is neither http nor https`:                       {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelScheme: "ftp"}},
+	} {
+		require.EqualError(t, g.Check(), want)
+	}
+}
