@@ -20,7 +20,7 @@ export GOTOOLCHAIN ?= auto
 # parser stays out of ecs-sd's go.mod (docs/architecture.md).
 IMAGETEST := deploy/imagetest
 
-.PHONY: all build deps test lint demo bench clean
+.PHONY: all build deps test lint demo bench fuzz clean
 
 all: build
 
@@ -71,6 +71,16 @@ demo: deps build
 
 bench: deps
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x ./...
+
+# fuzz runs every fuzz target (func FuzzXxx) for FUZZTIME each; their seed corpora
+# (testdata/fuzz/FuzzXxx) run with the plain tests too. New failing inputs land in testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./internal/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -3,7 +3,6 @@
 package test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ type daemon struct {
 	URL  string
 	Dir  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *testenv.SyncBuffer
 }
 
 // startDaemon starts ecs-sd with output dir and web address of its own and waits until it
@@ -41,7 +40,7 @@ func startDaemon(t testing.TB, env []string, args ...string) *daemon {
 func startDaemonIn(t testing.TB, dir string, env []string, args ...string) *daemon {
 	t.Helper()
 	port := testenv.FreePort(t)
-	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, logs: &bytes.Buffer{}}
+	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, logs: &testenv.SyncBuffer{}}
 	args = append([]string{"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--output.dir", d.Dir}, args...)
 	d.cmd = exec.Command(testenv.BuildBinary(t, "cmd/ecs-sd"), args...)
 	d.cmd.Env = env
@@ -116,7 +115,7 @@ func (d *daemon) metric(t testing.TB, series string) float64 {
 }
 
 // addresses parses a file_sd document and returns its target addresses, sorted.
-func addresses(t *testing.T, doc string) []string {
+func addresses(t testing.TB, doc string) []string {
 	t.Helper()
 	groups, err := targets.Unmarshal([]byte(doc))
 	require.NoError(t, err)

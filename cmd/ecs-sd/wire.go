@@ -58,20 +58,19 @@ func newSources(cfg config.Config, awsCfg aws.Config, metrics *refresh.Metrics, 
 }
 
 // newSinks returns the enabled outputs, the http_sd handler to route (nil when http_sd is off),
-// and the loop's baseline: the list of the file_sd file an earlier run wrote. Without file_sd
-// there is no baseline: http_sd alone serves what is discovered.
-func newSinks(out config.Output, reg prometheus.Registerer, logger *slog.Logger) ([]refresh.Sink, http.Handler, []*targets.Group, error) {
+// and what reads the loop's baseline: the list of the file_sd file an earlier run wrote (read
+// only when the loop needs it). Without file_sd there is no baseline: http_sd alone serves what
+// is discovered.
+func newSinks(out config.Output, reg prometheus.Registerer, logger *slog.Logger) ([]refresh.Sink, http.Handler, func() ([]*targets.Group, error), error) {
 	var sinks []refresh.Sink
-	var baseline []*targets.Group
+	var baseline func() ([]*targets.Group, error)
 	if out.FileSD {
 		path := filepath.Join(out.Dir, out.FileName)
 		sink, err := filesd.New(path, logger, reg)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if baseline, err = filesd.Earlier(path, logger); err != nil {
-			return nil, nil, nil, err
-		}
+		baseline = func() ([]*targets.Group, error) { return filesd.Earlier(path, logger) }
 		sinks = append(sinks, sink)
 	}
 	if !out.HTTPSD {

@@ -3,9 +3,11 @@
 package atomicfile
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +19,21 @@ import (
 // atomic on POSIX file systems. It reports whether the content changed: when path already holds
 // exactly data, nothing is written, and only its mode is set to perm if it differs.
 func Write(path string, data []byte, perm os.FileMode) (changed bool, err error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+	return WriteFrom(path, int64(len(data)), perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFrom is Write for the size bytes that write writes to the writer it is given: it may be
+// called twice, once to compare the content with the file (read as write goes, so that neither
+// is held whole in memory) and once to write the temporary file.
+func WriteFrom(path string, size int64, perm os.FileMode, write func(io.Writer) error) (changed bool, err error) {
+	same, err := holds(path, size, write)
+	switch {
+	case err != nil:
+		return false, err
+	case same:
 		return false, fixMode(path, perm)
 	}
 	dir := filepath.Dir(path)
@@ -31,7 +47,11 @@ func Write(path string, data []byte, perm os.FileMode) (changed bool, err error)
 			_ = os.Remove(tmpName)
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, bufSize)
+	if err = write(bw); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		_ = tmp.Close()
 		return false, fmt.Errorf("write %s: %w", tmpName, err)
 	}
@@ -104,4 +124,52 @@ func RemoveStale(path string) ([]string, error) {
 		removed = append(removed, stale)
 	}
 	return removed, errors.Join(errs...)
+}
+
+const bufSize = 64 << 10
+
+// errDiffers stops a comparison at the first difference.
+var errDiffers = errors.New("content differs")
+
+// holds reports whether path holds exactly the size bytes that write writes. A file that cannot
+// be read does not hold them (it is replaced); an error of write is returned.
+func holds(path string, size int64, write func(io.Writer) error) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() != size {
+		return false, nil
+	}
+	c := &comparer{r: bufio.NewReaderSize(f, bufSize)}
+	switch err := write(c); {
+	case errors.Is(err, errDiffers) || c.failed:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	_, err = c.r.ReadByte()
+	return errors.Is(err, io.EOF), nil
+}
+
+// comparer is a writer that compares what it is given with what r reads.
+type comparer struct {
+	r      *bufio.Reader
+	failed bool // reading failed: the file is replaced
+}
+
+func (c *comparer) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		want, err := c.r.Peek(min(len(p), bufSize))
+		if len(want) == 0 || !bytes.Equal(want, p[:len(want)]) {
+			c.failed = c.failed || err != nil && err != io.EOF
+			return n, errDiffers
+		}
+		_, _ = c.r.Discard(len(want))
+		n += len(want)
+		p = p[len(want):]
+	}
+	return n, nil
 }

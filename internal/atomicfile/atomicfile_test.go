@@ -1,8 +1,12 @@
 package atomicfile
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -105,4 +109,55 @@ func TestRemoveStale(t *testing.T) {
 	require.Empty(t, removed, "nothing left to remove")
 	_, err = RemoveStale(filepath.Join(dir, "missing", "f.json"))
 	require.ErrorContains(t, err, "missing")
+}
+
+// TestWriteFromComparesWithoutHoldingTheFile: content written in pieces is compared with the file
+// piece by piece; a difference anywhere (or a size that differs) rewrites it.
+func TestWriteFromComparesWithoutHoldingTheFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "out.json")
+	content := bytes.Repeat([]byte("0123456789abcdef"), 20_000) // several comparison buffers
+	pieces := func(data []byte) func(io.Writer) error {
+		return func(w io.Writer) error {
+			for chunk := range slices.Chunk(data, 1000) {
+				if _, err := w.Write(chunk); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	changed, err := WriteFrom(path, int64(len(content)), 0o644, pieces(content))
+	require.NoError(t, err)
+	require.True(t, changed)
+	changed, err = WriteFrom(path, int64(len(content)), 0o644, pieces(content))
+	require.NoError(t, err)
+	require.False(t, changed)
+
+	for _, at := range []int{0, 65535, 65536, len(content) - 1} {
+		other := slices.Clone(content)
+		other[at] = 'x'
+		changed, err = WriteFrom(path, int64(len(other)), 0o644, pieces(other))
+		require.NoError(t, err)
+		require.True(t, changed, "a difference at %d", at)
+		got, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, other, got)
+		content = other
+	}
+	shorter := content[:len(content)-1]
+	changed, err = WriteFrom(path, int64(len(shorter)), 0o644, pieces(shorter))
+	require.NoError(t, err)
+	require.True(t, changed)
+
+	// A writer that fails: the error is returned, the file is left as it was.
+	boom := errors.New("boom")
+	_, err = WriteFrom(path, 10, 0o644, func(io.Writer) error { return boom })
+	require.ErrorIs(t, err, boom)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, shorter, got)
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary files may be left behind")
 }

@@ -2,7 +2,7 @@
 //
 // Every cycle it resolves the configured namespaces (by name or id), lists every service of each
 // namespace and every instance of each service, following every page, and maps each instance to
-// one or two targets (see buildTargets). Failures never cost good data: a namespace or service
+// one or two targets (see builder). Failures never cost good data: a namespace or service
 // whose calls fail keeps the targets it had at its last successful discovery.
 //
 // Namespaces are discovered in parallel, and the calls about their services share one bound
@@ -104,6 +104,7 @@ type Source struct {
 	nsServices  map[string][]string    // namespace id -> service ids at its last good listing
 	services    map[string]*serviceState
 	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
+	collisions  refresh.Once    // label-name collisions, logged when they appear
 
 	*metrics
 }
@@ -133,7 +134,7 @@ func New(api API, opts Options) *Source {
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
-		metrics:    newMetrics(opts.Metrics, opts.Registerer),
+		metrics:    newMetrics(opts.Metrics, opts.Registerer, opts.Logger),
 	}
 }
 
@@ -180,6 +181,7 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		out = append(out, results[i]...)
 	}
 	s.forgetOthers(resolved)
+	s.endCycle(ctx)
 	if out == nil {
 		out = []*targets.Group{}
 	}
@@ -476,7 +478,7 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	s.mu.Lock()
 	st := s.services[id]
 	name, arn, healthCheck := st.name, st.arn, st.healthCheck
-	tags, tagsRead := st.tags, st.tagsRead
+	tags, tagsRead, last := st.tags, st.tagsRead, st.groups
 	ambiguous := s.nsAmbiguous[ns.HTTPName]
 	s.mu.Unlock()
 
@@ -500,34 +502,7 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 		return keepLast(err)
 	}
 
-	svc := service{ID: id, Name: name, ARN: arn, Tags: tags}
-	var groups []*targets.Group
-	skipCount := map[string]int{}
-	firstSkip := map[string]string{}
-	var def defaults
-	for _, inst := range insts {
-		g, skips, d := buildTargets(ns, svc, inst, s.opts.IncludeUnhealthy)
-		def = d
-		groups = append(groups, g...)
-		for _, sk := range skips {
-			s.skipped.WithLabelValues(sk.Reason).Inc()
-			skipCount[sk.Reason]++
-			if _, ok := firstSkip[sk.Reason]; !ok {
-				firstSkip[sk.Reason] = "instance " + inst.ID + ": " + sk.Detail
-			}
-		}
-	}
-	for reason, n := range skipCount {
-		level := slog.LevelWarn
-		if reason == reasonUnhealthy {
-			level = slog.LevelDebug
-		}
-		s.opts.Logger.Log(ctx, level, "Skipped instances", "namespace", ns.Name, "service", name, "reason", reason, "count", n, "example", firstSkip[reason])
-	}
-	if len(insts) > 0 && (def.Port != "" || def.Path) {
-		s.opts.Logger.Debug("Service targets use defaults", "namespace", ns.Name, "service", name,
-			"port_from", portFrom(def), "path_defaulted", def.Path)
-	}
+	groups := s.serviceTargets(ctx, ns, service{ID: id, Name: name, ARN: arn, Tags: tags}, insts, last)
 
 	s.mu.Lock()
 	st.tags, st.tagsRead = tags, tagsRead

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +73,7 @@ func TestBuildTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			svc := service{ID: "srv-1", Name: "webapp-svc", Tags: tc.tags}
-			groups, skips, _ := buildTargets(ns, svc, instance{ID: "task-1", Attributes: tc.attrs, Health: tc.health}, tc.unhealthy)
+			groups, skips, _ := newBuilder(ns, svc, tc.unhealthy).build(instance{ID: "task-1", Attributes: tc.attrs, Health: tc.health})
 			var got []string
 			for _, g := range groups {
 				require.Len(t, g.Targets, 1)
@@ -94,7 +96,7 @@ func TestBuildTargetsLabels(t *testing.T) {
 	attrs := ecsAttrs("10.0.0.1")
 	attrs["custom-attr.x"] = "v"
 	svc := service{ID: "srv-1", Name: "webapp-svc", Tags: map[string]string{"METRICS_PORT": "3000", "team:owner": "payments"}}
-	groups, skips, _ := buildTargets(ns, svc, instance{ID: "task-1", Attributes: attrs, Health: "HEALTHY"}, false)
+	groups, skips, _ := newBuilder(ns, svc, false).build(instance{ID: "task-1", Attributes: attrs, Health: "HEALTHY"})
 	require.Empty(t, skips)
 	require.Len(t, groups, 1)
 	l := groups[0].Labels
@@ -324,7 +326,143 @@ func TestBadDataSkipsOnlyItsTargets(t *testing.T) {
 	groups, err := e.src.Discover(context.Background())
 	require.NoError(t, err)
 	require.Len(t, groups, 4)
-	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonBadPort)))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonNoIP)))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.src.skipped.WithLabelValues(reasonUnhealthy)))
+	for _, reason := range []string{reasonBadPort, reasonNoIP, reasonUnhealthy} {
+		now, newly := e.src.skips.Counts(reason)
+		require.Equal(t, [2]int{1, 1}, [2]int{now, newly}, reason)
+	}
+}
+
+// jsonLogs is a logger writing JSON lines, and a reader of the lines with a given message.
+func jsonLogs() (*slog.Logger, func(msg string) []map[string]any) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return logger, func(msg string) []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestLabelNameCollisions: instance attributes and service tags whose keys differ only in
+// characters that sanitising replaces give the label of the key that sorts first, at every cycle
+// and in every process whatever Go's map order, and each collision is logged once.
+func TestLabelNameCollisions(t *testing.T) {
+	t.Parallel()
+	attrs := ecsAttrs("10.0.0.1")
+	for i, k := range []string{"a.b", "a-b", "a:b", "a/b", "a b", "a_b"} {
+		attrs[k] = fmt.Sprint(i)
+	}
+	tags := map[string]string{"METRICS_PORT": "3000", "team.x": "dot", "team-x": "dash"}
+	var first []byte
+	for run := range 10 {
+		logger, lines := jsonLogs()
+		e := newTestEnv(t, "one")
+		e.src.opts.Logger = logger
+		e.api.addNamespace("ns-1", "one", types.NamespaceTypeHttp)
+		e.api.addService("ns-1", "srv-1", "web", tags)
+		e.api.addInstance("srv-1", "task-1", attrs, types.HealthStatusHealthy)
+		for cycle := range 8 {
+			groups, err := e.src.Discover(context.Background())
+			require.NoError(t, err)
+			require.Len(t, groups, 1)
+			l := groups[0].Labels
+			require.Equal(t, model.LabelValue("4"), l[AttributeLabelPrefix+"a_b"], `"a b" sorts first`)
+			require.Equal(t, model.LabelValue("dash"), l[ServiceTagLabelPrefix+"team_x"], `"team-x" sorts first`)
+			out, err := targets.Marshal(groups)
+			require.NoError(t, err)
+			if first == nil {
+				first = out
+			}
+			require.Equal(t, string(first), string(out), "run %d, cycle %d", run, cycle)
+		}
+		var got []string
+		for _, m := range lines("Keys give the same label name; the key that sorts first gives the label") {
+			got = append(got, fmt.Sprint(m["label"], " ", m["kept"], " ", m["dropped"]))
+		}
+		require.ElementsMatch(t, []string{
+			"__meta_cloudmap_attribute_a_b a b a-b", "__meta_cloudmap_attribute_a_b a b a.b", "__meta_cloudmap_attribute_a_b a b a/b",
+			"__meta_cloudmap_attribute_a_b a b a:b", "__meta_cloudmap_attribute_a_b a b a_b",
+			"__meta_cloudmap_service_tag_team_x team-x team.x",
+		}, got, "each collision logged once in 8 cycles")
+	}
+}
+
+// TestSkipsLoggedWhenTheyChange: a skipped instance is logged when it is first skipped, when its
+// reason changes and when it is skipped no more, not at every cycle; the gauge holds the instances
+// skipped now and the counter the times one was newly skipped.
+func TestSkipsLoggedWhenTheyChange(t *testing.T) {
+	t.Parallel()
+	logger, lines := jsonLogs()
+	e := newTestEnv(t, "one")
+	e.src.opts.Logger = logger
+	e.src.metrics = newMetrics(nil, nil, logger)
+	e.api.addNamespace("ns-1", "one", types.NamespaceTypeHttp)
+	e.api.addService("ns-1", "srv-1", "web", map[string]string{"METRICS_PORT": "3000"})
+	e.api.addInstance("srv-1", "good", ecsAttrs("10.0.0.1"), types.HealthStatusHealthy)
+	e.api.addInstance("srv-1", "no-ip-1", map[string]string{"ECS_CLUSTER_NAME": "c"}, types.HealthStatusHealthy)
+	e.api.addInstance("srv-1", "no-ip-2", map[string]string{"ECS_CLUSTER_NAME": "c"}, types.HealthStatusHealthy)
+	ctx := context.Background()
+	counts := func(reason string) [2]int {
+		now, newly := e.src.skips.Counts(reason)
+		return [2]int{now, newly}
+	}
+	for range 16 {
+		_, err := e.src.Discover(ctx)
+		require.NoError(t, err)
+	}
+	skipped := lines("Targets skipped")
+	require.Len(t, skipped, 1, "16 cycles, one line")
+	require.Equal(t, map[string]any{"level": "WARN", "msg": "Targets skipped", "namespace": "one", "service": "web",
+		"reason": "no_ip", "count": 2.0, "example": "no-ip-1: instance has neither AWS_INSTANCE_IPV4 nor AWS_INSTANCE_IPV6"},
+		withoutTime(skipped[0]))
+	require.Equal(t, [2]int{2, 2}, counts(reasonNoIP))
+
+	// One gets an address, the other a bad one.
+	e.api.mu.Lock()
+	e.api.instances["srv-1"][1].Attributes = ecsAttrs("10.0.0.2")
+	e.api.instances["srv-1"][2].Attributes = ecsAttrs("10.0.0")
+	e.api.mu.Unlock()
+	for range 4 {
+		_, err := e.src.Discover(ctx)
+		require.NoError(t, err)
+	}
+	require.Len(t, lines("Targets skipped"), 2)
+	require.Equal(t, "bad_ip", lines("Targets skipped")[1]["reason"])
+	gone := lines("Targets no longer skipped")
+	require.Len(t, gone, 1)
+	require.Equal(t, "no_ip", gone[0]["reason"])
+	require.Equal(t, 2.0, gone[0]["count"], "one fixed, one skipped for another reason")
+	require.Equal(t, [2]int{0, 2}, counts(reasonNoIP))
+	require.Equal(t, [2]int{1, 1}, counts(reasonBadIP))
+
+	// The service is deleted: its instance is skipped no more.
+	e.api.removeService("srv-1")
+	_, err := e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Len(t, lines("Targets no longer skipped"), 2)
+	require.Equal(t, [2]int{0, 1}, counts(reasonBadIP))
+}
+
+func withoutTime(m map[string]any) map[string]any {
+	delete(m, "time")
+	return m
 }

@@ -2,11 +2,14 @@ package cloudmap
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/common/model"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -65,43 +68,98 @@ type instance struct {
 	Health     string
 }
 
-// skip tells why an instance (or one of its endpoints) gave no target.
-type skip struct {
-	Reason string
-	Detail string
-}
-
 // defaults records which default a service's targets fell back to, for the debug log.
 type defaults struct {
 	Port string // "" when METRICS_PORT was set
 	Path bool   // METRICS_PATH missing
 }
 
-// buildTargets maps one instance to its target groups: the application endpoint and, when the
-// service is tagged ECS_METRICS_PORT, the ECS-agent endpoint (the seed's infrastructure target).
-func buildTargets(ns namespace, svc service, inst instance, includeUnhealthy bool) ([]*targets.Group, []skip, defaults) {
+// sourceValue is the value of targets.LabelSource on every target of the source.
+var sourceValue = targets.SourceValue(Name)
+
+// ecsAttributes are the attributes that ECS registers and that give the seed's labels.
+var ecsAttributes = [...]struct {
+	label model.LabelName
+	attr  string
+}{
+	{targets.LabelCluster, attrCluster},
+	{targets.LabelService, attrService},
+	{targets.LabelTaskDefinition, attrTaskDefinitionFamily},
+}
+
+// builder makes the targets of the instances of one service, in one cycle. Each target has a label
+// set of its own, whose names and repeated values are shared (one copy of each), and the keys of
+// attributes and tags become label names in byte order: when two keys give one name ("a.b" and "a-b" both give
+// a_b), the key that sorts first wins, whatever the order of Go's maps. A builder is used by one
+// goroutine.
+type builder struct {
+	svc              service
+	includeUnhealthy bool
+	lb               targets.LabelBuilder
+	base             model.LabelSet      // the namespace's and the service's labels
+	collisions       []targets.Collision // distinct
+}
+
+func newBuilder(ns namespace, svc service, includeUnhealthy bool) *builder {
+	b := &builder{svc: svc, includeUnhealthy: includeUnhealthy}
+	b.base = model.LabelSet{
+		targets.LabelSource: sourceValue,
+		LabelNamespaceID:    model.LabelValue(ns.ID),
+		LabelNamespaceName:  model.LabelValue(ns.Name),
+		LabelNamespaceType:  model.LabelValue(ns.Type),
+		LabelServiceID:      model.LabelValue(svc.ID),
+		LabelServiceName:    model.LabelValue(svc.Name),
+	}
+	b.lb.Set(b.base, LabelNamespaceHostedZone, ns.HostedZoneID)
+	b.collided(b.lb.SetMap(b.base, ServiceTagLabelPrefix, svc.Tags))
+	return b
+}
+
+// collided records collisions not recorded yet (every instance of a service usually has the same
+// attribute keys).
+func (b *builder) collided(cs []targets.Collision) {
+	for _, c := range cs {
+		if !slices.Contains(b.collisions, c) {
+			b.collisions = append(b.collisions, c)
+		}
+	}
+}
+
+// build maps one instance to its target groups: the application endpoint and, when the service
+// is tagged ECS_METRICS_PORT, the ECS-agent endpoint (the seed's infrastructure target). A skip's
+// item is the instance id, followed by the endpoint for a skip of one endpoint.
+func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaults) {
 	var def defaults
-	if inst.Health == healthUnhealthy && !includeUnhealthy {
-		return nil, []skip{{reasonUnhealthy, "instance is UNHEALTHY"}}, def
+	if inst.Health == healthUnhealthy && !b.includeUnhealthy {
+		return nil, []refresh.Skip{{Item: inst.ID, Reason: reasonUnhealthy, Detail: "instance is UNHEALTHY", Quiet: true}}, def
 	}
 	ip, sk := instanceIP(inst)
 	if sk != nil {
-		return nil, []skip{*sk}, def
+		sk.Item = inst.ID
+		return nil, []refresh.Skip{*sk}, def
 	}
-	base := baseLabels(ns, svc, inst)
-
+	svc := b.svc
 	var (
 		groups []*targets.Group
-		skips  []skip
+		skips  []refresh.Skip
+		labels model.LabelSet // the instance's: the first endpoint takes them, the second a copy
 	)
 	add := func(port int, portErr error, pathTag, path, endpoint string) {
+		item := inst.ID + "/" + endpoint
 		switch {
 		case portErr != nil:
-			skips = append(skips, skip{reasonBadPort, portErr.Error()})
+			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPort, Detail: portErr.Error()})
 		case !strings.HasPrefix(path, "/"):
-			skips = append(skips, skip{reasonBadPath, fmt.Sprintf("tag %s=%q does not start with /", pathTag, path)})
+			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPath, Detail: fmt.Sprintf("tag %s=%q does not start with /", pathTag, path)})
 		default:
-			groups = append(groups, newGroup(ip, port, path, endpoint, base))
+			if labels == nil {
+				labels = b.instanceLabels(inst)
+			} else {
+				labels = maps.Clone(labels)
+			}
+			labels[targets.LabelMetricsPath] = b.lb.Value(path)
+			labels[LabelMetricsEndpoint] = model.LabelValue(endpoint)
+			groups = append(groups, &targets.Group{Targets: []string{targets.JoinHostPort(ip, port)}, Labels: labels})
 		}
 	}
 
@@ -127,25 +185,32 @@ func buildTargets(ns namespace, svc service, inst instance, includeUnhealthy boo
 	return groups, skips, def
 }
 
-func newGroup(ip string, port int, path, endpoint string, base model.LabelSet) *targets.Group {
-	labels := base.Clone()
-	labels[targets.LabelMetricsPath] = model.LabelValue(path)
-	labels[LabelMetricsEndpoint] = model.LabelValue(endpoint)
-	return &targets.Group{Targets: []string{targets.JoinHostPort(ip, port)}, Labels: labels}
+// instanceLabels returns the labels of an instance's targets but the path and the endpoint,
+// in a set with room for those two.
+func (b *builder) instanceLabels(inst instance) model.LabelSet {
+	labels := make(model.LabelSet, len(b.base)+len(ecsAttributes)+len(inst.Attributes)+4)
+	maps.Copy(labels, b.base)
+	labels[LabelInstanceID] = model.LabelValue(inst.ID)
+	b.lb.Set(labels, LabelHealthStatus, inst.Health)
+	for _, a := range ecsAttributes {
+		b.lb.Set(labels, a.label, inst.Attributes[a.attr])
+	}
+	b.collided(b.lb.SetMap(labels, AttributeLabelPrefix, inst.Attributes))
+	return labels
 }
 
-func instanceIP(inst instance) (string, *skip) {
+func instanceIP(inst instance) (string, *refresh.Skip) {
 	for _, attr := range []string{attrIPv4, attrIPv6} {
 		v := strings.TrimSpace(inst.Attributes[attr])
 		if v == "" {
 			continue
 		}
 		if net.ParseIP(v) == nil {
-			return "", &skip{reasonBadIP, fmt.Sprintf("attribute %s=%q is not an IP address", attr, v)}
+			return "", &refresh.Skip{Reason: reasonBadIP, Detail: fmt.Sprintf("attribute %s=%q is not an IP address", attr, v)}
 		}
 		return v, nil
 	}
-	return "", &skip{reasonNoIP, fmt.Sprintf("instance has neither %s nor %s", attrIPv4, attrIPv6)}
+	return "", &refresh.Skip{Reason: reasonNoIP, Detail: fmt.Sprintf("instance has neither %s nor %s", attrIPv4, attrIPv6)}
 }
 
 // applicationPort returns the metrics port and where it came from: the service tag METRICS_PORT,
@@ -170,37 +235,4 @@ func parsePort(what, v string) (int, error) {
 		return 0, fmt.Errorf("%s=%w", what, err)
 	}
 	return p, nil
-}
-
-func baseLabels(ns namespace, svc service, inst instance) model.LabelSet {
-	labels := model.LabelSet{
-		LabelNamespaceID:   model.LabelValue(ns.ID),
-		LabelNamespaceName: model.LabelValue(ns.Name),
-		LabelNamespaceType: model.LabelValue(ns.Type),
-		LabelServiceID:     model.LabelValue(svc.ID),
-		LabelServiceName:   model.LabelValue(svc.Name),
-		LabelInstanceID:    model.LabelValue(inst.ID),
-	}
-	if inst.Health != "" {
-		labels[LabelHealthStatus] = model.LabelValue(inst.Health)
-	}
-	if ns.HostedZoneID != "" {
-		labels[LabelNamespaceHostedZone] = model.LabelValue(ns.HostedZoneID)
-	}
-	for name, attr := range map[model.LabelName]string{
-		targets.LabelCluster:        attrCluster,
-		targets.LabelService:        attrService,
-		targets.LabelTaskDefinition: attrTaskDefinitionFamily,
-	} {
-		if v := inst.Attributes[attr]; v != "" {
-			labels[name] = model.LabelValue(v)
-		}
-	}
-	for k, v := range inst.Attributes {
-		labels[model.LabelName(AttributeLabelPrefix+targets.SanitizeLabelName(k))] = model.LabelValue(v)
-	}
-	for k, v := range svc.Tags {
-		labels[model.LabelName(ServiceTagLabelPrefix+targets.SanitizeLabelName(k))] = model.LabelValue(v)
-	}
-	return labels
 }

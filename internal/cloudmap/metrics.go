@@ -1,23 +1,25 @@
 package cloudmap
 
 import (
+	"log/slog"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
-// metrics are the Cloud Map source's metrics: its child of the shared skipped-targets counter,
-// and its own per-namespace gauges. Failed calls are counted by ecs_sd_aws_api_calls_total and
+// metrics are the Cloud Map source's metrics: its tracker of skipped instances (which holds its
+// children of the shared skipped-targets metrics), and its own per-namespace gauges. Failed calls are counted by ecs_sd_aws_api_calls_total and
 // failed discoveries by ecs_sd_refresh_failures_total.
 type metrics struct {
-	skipped      *prometheus.CounterVec // by reason
+	skips        *refresh.Skips
 	targetsGauge *prometheus.GaugeVec
 	unresolved   *prometheus.GaugeVec
 }
 
-func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer) *metrics {
+func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) *metrics {
 	m := &metrics{
-		skipped: shared.Skipped(Name, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath),
+		skips: shared.Skips(Name, logger, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath),
 		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_cloudmap_targets",
 			Help: "Targets discovered in a Cloud Map namespace.",

@@ -138,10 +138,18 @@ func (c *Config) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)
 	}
+	if err := c.Parse(data); err != nil {
+		return fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Parse applies the YAML document data over c. Unknown keys are errors.
+func (c *Config) Parse(data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("parse config file %s: %w", path, err)
+		return err
 	}
 	return nil
 }

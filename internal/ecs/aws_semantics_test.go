@@ -47,7 +47,7 @@ func TestENIAddressFromEveryPlaceAWSPutsIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			task := &awstypes.Task{LastStatus: aws.String("RUNNING"), DesiredStatus: aws.String("RUNNING"), LaunchType: awstypes.LaunchTypeFargate,
 				Attachments: tc.attachments, Containers: []awstypes.Container{{Name: aws.String("app"), NetworkInterfaces: tc.interfaces}}}
-			groups, skips := buildTargets(taskFacts{task: task, def: def}, rules)
+			groups, skips := buildTargets(taskFacts{task: task, def: def}, rules, &labeler{})
 			if tc.want == "" {
 				require.Empty(t, groups)
 				require.Len(t, skips, 1)
@@ -72,7 +72,7 @@ func TestDrainingTaskIsNotATarget(t *testing.T) {
 	task := &awstypes.Task{LastStatus: aws.String("RUNNING"), DesiredStatus: aws.String("STOPPED"), Attachments: []awstypes.Attachment{{
 		Type: aws.String("ElasticNetworkInterface"), Details: []awstypes.KeyValuePair{{Name: aws.String("privateIPv4Address"), Value: aws.String("10.0.0.5")}},
 	}}}
-	groups, skips := buildTargets(taskFacts{task: task, def: def}, rules)
+	groups, skips := buildTargets(taskFacts{task: task, def: def}, rules, &labeler{})
 	require.Empty(t, groups)
 	require.Len(t, skips, 1)
 	require.Equal(t, reasonNotRunning, skips[0].reason)
@@ -80,7 +80,7 @@ func TestDrainingTaskIsNotATarget(t *testing.T) {
 
 	for _, last := range []string{"PROVISIONING", "PENDING", "ACTIVATING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"} {
 		task.LastStatus, task.DesiredStatus = aws.String(last), aws.String("RUNNING")
-		groups, skips = buildTargets(taskFacts{task: task, def: def}, rules)
+		groups, skips = buildTargets(taskFacts{task: task, def: def}, rules, &labeler{})
 		require.Empty(t, groups, last)
 		require.Equal(t, reasonNotRunning, skips[0].reason, last)
 		require.True(t, skips[0].transient, last)

@@ -3,6 +3,7 @@ package ecs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -110,8 +111,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("ecs cluster: empty name"))
 		}
 	}
-	if c.API.RequestsPerSecond < 0 {
-		errs = append(errs, fmt.Errorf("ecs api requests per second %g: must not be negative (0: no limit)", c.API.RequestsPerSecond))
+	if r := c.API.RequestsPerSecond; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		errs = append(errs, fmt.Errorf("ecs api requests per second %g: must be a number, 0 or more (0: no limit)", r))
 	}
 	if c.API.Burst < 1 {
 		errs = append(errs, fmt.Errorf("ecs api burst %d: must be at least 1", c.API.Burst))

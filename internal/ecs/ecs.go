@@ -104,7 +104,7 @@ type Source struct {
 	ciEC2       map[string]*cached[string] // container-instance ARN -> EC2 instance id ("" when none)
 	instances   map[string]*cached[ec2Instance]
 	services    map[serviceKey]*cached[serviceInfo]
-	warned      map[string]bool // permanent skips already logged
+	collisions  refresh.Once // label-name collisions, logged when they appear
 
 	*metrics
 }
@@ -154,8 +154,7 @@ func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error
 		ciEC2:       map[string]*cached[string]{},
 		instances:   map[string]*cached[ec2Instance]{},
 		services:    map[serviceKey]*cached[serviceInfo]{},
-		warned:      map[string]bool{},
-		metrics:     newMetrics(opts.Metrics, opts.Registerer),
+		metrics:     newMetrics(opts.Metrics, opts.Registerer, opts.Logger),
 	}
 	s.limits = newLimits(cfg.API, s.wait)
 	s.ecs = limitedECS{api: ecsAPI, l: s.limits}
@@ -212,6 +211,7 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 		out = append(out, run.state.groups...)
 	}
 	s.evict()
+	s.endCycle(ctx)
 	return out, errors.Join(errs...)
 }
 
@@ -692,6 +692,7 @@ func (s *Source) facts(cluster string, t *awstypes.Task) (f taskFacts, missing s
 // the targets it has meanwhile (also when that description fails).
 func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 	var out []*targets.Group
+	l := &labeler{}
 	for _, arn := range slices.Sorted(maps.Keys(run.state.tasks)) {
 		ts := run.state.tasks[arn]
 		f, missing := s.facts(run.entry, &ts.task)
@@ -700,32 +701,13 @@ func (s *Source) build(ctx context.Context, run *clusterRun) []*targets.Group {
 			out = append(out, ts.groups...)
 			continue
 		}
-		groups, skips := buildTargets(f, s.rules)
-		transient := false
-		for _, sk := range skips {
-			transient = transient || sk.transient
-			s.logSkip(ctx, run.entry, arn, aws.ToString(f.def.TaskDefinitionArn), sk)
-		}
-		ts.retry = transient
-		ts.groups = groups
-		out = append(out, groups...)
+		groups, skips := buildTargets(f, s.rules, l)
+		ts.retry = s.reportSkips(run.entry, arn, aws.ToString(f.def.TaskDefinitionArn), skips)
+		ts.groups = targets.Reuse(groups, ts.groups)
+		out = append(out, ts.groups...)
 	}
+	s.reportCollisions(run.entry, l)
 	return out
-}
-
-// logSkip counts a skip and logs it: a passing state at debug level, a lasting one (bad labels)
-// as a warning, once per task definition, container and reason.
-func (s *Source) logSkip(ctx context.Context, cluster, task, taskDef string, sk skip) {
-	s.skipped.WithLabelValues(sk.reason).Inc()
-	level := slog.LevelDebug
-	if !sk.transient {
-		key := taskDef + "|" + sk.container + "|" + sk.reason
-		if !s.warned[key] {
-			s.warned[key] = true
-			level = slog.LevelWarn
-		}
-	}
-	s.opts.Logger.Log(ctx, level, "Skipped container", "cluster", cluster, "task", task, "container", sk.container, "reason", sk.reason, "detail", sk.detail)
 }
 
 // evict forgets what no held task refers to any more.
@@ -749,5 +731,4 @@ func (s *Source) evict() {
 	maps.DeleteFunc(s.ciEC2, func(arn string, _ *cached[string]) bool { return !cis[arn] })
 	maps.DeleteFunc(s.instances, func(id string, _ *cached[ec2Instance]) bool { return !ids[id] })
 	maps.DeleteFunc(s.services, func(k serviceKey, _ *cached[serviceInfo]) bool { return !svcs[k] })
-	maps.DeleteFunc(s.warned, func(key string, _ bool) bool { return !defs[key[:strings.IndexByte(key, '|')]] })
 }

@@ -1,8 +1,11 @@
 package ecs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -98,8 +101,10 @@ func endpoints(groups []*targets.Group) []string {
 	return out
 }
 
+// skipped returns the endpoints skipped now for reason (ecs_sd_targets_skipped).
 func (e *testEnv) skipped(reason string) float64 {
-	return testutil.ToFloat64(e.src.skipped.WithLabelValues(reason))
+	now, _ := e.src.skips.Counts(reason)
+	return float64(now)
 }
 
 func (e *testEnv) lastCalls() map[string]int {
@@ -275,7 +280,8 @@ func TestLabels(t *testing.T) {
 		TagTaskLabelPrefix + "version": "1.2", TagEC2LabelPrefix + "Name": "node-i-0abc",
 		LabelContainerName: "app", LabelContainerImage: "app:1", LabelContainerPort: "8080", LabelContainerPortName: "metrics",
 		ContainerLabelLabelPrefix + "PROMETHEUS_EXPORTER_PORT": "8080", ContainerLabelLabelPrefix + "com_example_tier": "front",
-		LabelRules: ",docker_labels,port_names,",
+		LabelRules:          ",docker_labels,port_names,",
+		targets.LabelSource: ",ecs,", // set by the source, so the merge need not copy the labels
 	}
 	got := map[string]string{}
 	for k, v := range g.Labels {
@@ -283,6 +289,53 @@ func TestLabels(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 	require.NoError(t, g.Labels.Validate())
+}
+
+// TestLabelNameCollisions: docker labels and tags whose keys differ only in characters that
+// sanitising replaces give the label of the key that sorts first, at every run whatever Go's map
+// order, and the collision is logged once, when it appears.
+func TestLabelNameCollisions(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := newTestEnv(t, nil)
+	e.src.opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	e.aws.addCluster("prod", map[string]string{"env.x": "dot", "env-x": "dash", "env_x": "underscore"})
+	labels := map[string]string{"PROMETHEUS_EXPORTER_PORT": "8080"}
+	for i, k := range []string{"tier.a", "tier-a", "tier/a", "tier:a", "tier a"} {
+		labels[k] = fmt.Sprint(i)
+	}
+	def := e.aws.addTaskDef("web-task", awstypes.NetworkModeAwsvpc, containerDef("app", labels, portMap(8080, 0, "")))
+	arn := e.aws.runTask(run{cluster: "prod", taskDef: def, launchType: awstypes.LaunchTypeFargate})
+	var first []byte
+	for i := range 20 {
+		groups := e.discover(t)
+		require.Len(t, groups, 1)
+		require.Equal(t, model.LabelValue("4"), groups[0].Labels[ContainerLabelLabelPrefix+"tier_a"], `"tier a" sorts first`)
+		require.Equal(t, model.LabelValue("dash"), groups[0].Labels[TagClusterLabelPrefix+"env_x"], `"env-x" sorts first`)
+		out, err := targets.Marshal(groups)
+		require.NoError(t, err)
+		if i == 0 {
+			first = out
+		}
+		require.Equal(t, string(first), string(out), "cycle %d", i)
+		// A fresh label builder every time: the result does not hang on a cache either.
+		task := e.src.clusters["prod"].tasks[arn].task
+		again, _ := buildTargets(taskFacts{task: &task, def: e.src.taskDefs[def]}, e.src.rules, &labeler{})
+		require.Equal(t, model.LabelValue("4"), again[0].Labels[ContainerLabelLabelPrefix+"tier_a"])
+	}
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m))
+		if m["msg"] == "Keys give the same label name; the key that sorts first gives the label" {
+			lines = append(lines, fmt.Sprint(m["label"], " ", m["kept"], " ", m["dropped"]))
+		}
+	}
+	require.ElementsMatch(t, []string{
+		"__meta_ecs_container_label_tier_a tier a tier-a", "__meta_ecs_container_label_tier_a tier a tier.a",
+		"__meta_ecs_container_label_tier_a tier a tier/a", "__meta_ecs_container_label_tier_a tier a tier:a",
+		"__meta_ecs_tag_cluster_env_x env-x env.x", "__meta_ecs_tag_cluster_env_x env-x env_x",
+	}, lines, "each collision logged once in 20 cycles")
 }
 
 // seed starts n tasks in cluster, spread over services (10 per service) and task definitions,
@@ -391,7 +444,9 @@ func TestTasksComeAndGo(t *testing.T) {
 		require.Equal(t, []string{"10.0.0.10:32768/metrics"}, endpoints(e.discover(t)))
 		require.Equal(t, 1, e.aws.callCounts()["DescribeTasks"])
 	}
-	require.Equal(t, 2.0, e.skipped(reasonNoBinding))
+	require.Equal(t, 1.0, e.skipped(reasonNoBinding))
+	_, newly := e.src.skips.Counts(reasonNoBinding)
+	require.Equal(t, 1, newly, "skipped at two cycles, newly skipped once")
 	e.aws.update(second, func(t *awstypes.Task) {
 		t.Containers[0].NetworkBindings = []awstypes.NetworkBinding{{ContainerPort: aws.Int32(8080), HostPort: aws.Int32(32800)}}
 	})
@@ -558,7 +613,7 @@ func TestIPv6OnlyTask(t *testing.T) {
 	task := &awstypes.Task{LastStatus: aws.String("RUNNING"), Attachments: []awstypes.Attachment{{
 		Type: aws.String("ElasticNetworkInterface"), Details: []awstypes.KeyValuePair{{Name: aws.String("ipv6Address"), Value: aws.String("2600:1f18::5")}},
 	}}}
-	groups, skips := buildTargets(taskFacts{task: task, def: def}, rules)
+	groups, skips := buildTargets(taskFacts{task: task, def: def}, rules, &labeler{})
 	require.Empty(t, skips)
 	require.Equal(t, []string{"[2600:1f18::5]:9100/metrics"}, endpoints(groups))
 }

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/common/model"
 
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -77,6 +79,7 @@ var skipReasons = []string{reasonNotRunning, reasonNoIP, reasonNoBinding, reason
 // state that passes (a task still starting): the task is described again next cycle.
 type skip struct {
 	reason, detail, container string
+	port                      int32 // the container port of an endpoint's skip
 	transient                 bool
 }
 
@@ -121,9 +124,42 @@ type taskFacts struct {
 	region   string
 }
 
+// sourceValue is the value of targets.LabelSource on every target of the source.
+var sourceValue = targets.SourceValue(Name)
+
+// labeler builds the label sets of the targets of many tasks (a cluster's, in one cycle): names
+// and repeated values are held once, and the keys of docker labels and tags become label names
+// in byte order: when two keys give one name ("a.b" and "a-b" both give a_b), the key that sorts
+// first wins, whatever the order of Go's maps. It records those collisions. A labeler is used by
+// one goroutine.
+type labeler struct {
+	lb         targets.LabelBuilder
+	collisions []collision // distinct
+}
+
+// collision is a targets.Collision with where it was met first.
+type collision struct {
+	targets.Collision
+	taskDefinition, container string
+}
+
+// set sets a label when the value is not empty.
+func (l *labeler) set(labels model.LabelSet, name, value string) {
+	l.lb.Set(labels, model.LabelName(name), value)
+}
+
+// setMap sets a label per key of m with a non-empty value: prefix + the key, sanitized.
+func (l *labeler) setMap(labels model.LabelSet, prefix string, m map[string]string, taskDefinition, container string) {
+	for _, c := range l.lb.SetMap(labels, prefix, m) {
+		if !slices.ContainsFunc(l.collisions, func(o collision) bool { return o.Collision == c }) {
+			l.collisions = append(l.collisions, collision{c, taskDefinition, container})
+		}
+	}
+}
+
 // buildTargets returns the targets of a task: one per distinct endpoint (scheme, address, path)
 // of its containers, and why endpoints were left out.
-func buildTargets(f taskFacts, r compiledRules) ([]*targets.Group, []skip) {
+func buildTargets(f taskFacts, r compiledRules, l *labeler) ([]*targets.Group, []skip) {
 	family := aws.ToString(f.def.Family)
 	type found struct {
 		def awstypes.ContainerDefinition
@@ -160,7 +196,7 @@ func buildTargets(f taskFacts, r compiledRules) ([]*targets.Group, []skip) {
 	if sk != nil {
 		return nil, append(skips, *sk)
 	}
-	base := baseLabels(f, mode, ip, subnet)
+	base := l.baseLabels(f, mode, ip, subnet)
 
 	var groups []*targets.Group
 	index := map[string]*targets.Group{}
@@ -170,11 +206,11 @@ func buildTargets(f taskFacts, r compiledRules) ([]*targets.Group, []skip) {
 		for _, ep := range c.eps {
 			port, sk := hostPort(mode, runtime, ep.port)
 			if sk != nil {
-				sk.container = name
+				sk.container, sk.port = name, ep.port
 				skips = append(skips, *sk)
 				continue
 			}
-			g := newGroup(base, c.def, runtime, ep, ip, port)
+			g := l.newGroup(base, f.def, c.def, runtime, ep, ip, port)
 			if prev, ok := index[g.Key()]; ok {
 				addRule(prev, ep.rule)
 				continue
@@ -319,28 +355,23 @@ func parsePortRange(s string) (from, to int32, ok bool) {
 	return int32(x), int32(y), true
 }
 
-func newGroup(base model.LabelSet, def awstypes.ContainerDefinition, runtime *awstypes.Container, ep endpoint, ip string, port int32) *targets.Group {
-	labels := base.Clone()
-	labels[targets.LabelMetricsPath] = model.LabelValue(ep.path)
-	if ep.scheme != "" {
-		labels[targets.LabelScheme] = model.LabelValue(ep.scheme)
-	}
-	if ep.job != "" {
-		labels[targets.LabelJob] = model.LabelValue(ep.job)
-	}
+func (l *labeler) newGroup(base model.LabelSet, task *awstypes.TaskDefinition, def awstypes.ContainerDefinition, runtime *awstypes.Container, ep endpoint, ip string, port int32) *targets.Group {
+	labels := make(model.LabelSet, len(base)+len(def.DockerLabels)+8)
+	maps.Copy(labels, base)
+	l.set(labels, targets.LabelMetricsPath, ep.path)
+	l.set(labels, targets.LabelScheme, ep.scheme)
+	l.set(labels, targets.LabelJob, ep.job)
 	image := aws.ToString(def.Image)
 	if runtime != nil && aws.ToString(runtime.Image) != "" {
 		image = aws.ToString(runtime.Image)
 	}
-	set(labels, LabelContainerName, aws.ToString(def.Name))
-	set(labels, LabelContainerImage, image)
-	set(labels, LabelContainerPort, strconv.Itoa(int(ep.port)))
+	l.set(labels, LabelContainerName, aws.ToString(def.Name))
+	l.set(labels, LabelContainerImage, image)
+	l.set(labels, LabelContainerPort, strconv.Itoa(int(ep.port)))
 	if pm := portMapping(def, ep.port); pm != nil {
-		set(labels, LabelContainerPortName, aws.ToString(pm.Name))
+		l.set(labels, LabelContainerPortName, aws.ToString(pm.Name))
 	}
-	for k, v := range def.DockerLabels {
-		set(labels, ContainerLabelLabelPrefix+targets.SanitizeLabelName(k), v)
-	}
+	l.setMap(labels, ContainerLabelLabelPrefix, def.DockerLabels, aws.ToString(task.TaskDefinitionArn), aws.ToString(def.Name))
 	labels[LabelRules] = model.LabelValue("," + ep.rule + ",")
 	return &targets.Group{Targets: []string{targets.JoinHostPort(ip, int(port))}, Labels: labels}
 }
@@ -353,70 +384,54 @@ func addRule(g *targets.Group, rule string) {
 	}
 }
 
-func baseLabels(f taskFacts, mode, ip, subnet string) model.LabelSet {
+func (l *labeler) baseLabels(f taskFacts, mode, ip, subnet string) model.LabelSet {
 	t := f.task
-	labels := model.LabelSet{}
+	labels := model.LabelSet{targets.LabelSource: sourceValue}
 	clusterName := f.cluster.name
 	if clusterName == "" {
 		clusterName = arnName(aws.ToString(t.ClusterArn))
 	}
-	set(labels, targets.LabelCluster, clusterName)
-	set(labels, targets.LabelService, f.service)
-	set(labels, targets.LabelTaskDefinition, aws.ToString(f.def.Family))
-	for name, value := range map[string]string{
-		LabelCluster:          clusterName,
-		LabelClusterARN:       aws.ToString(t.ClusterArn),
-		LabelService:          f.service,
-		LabelTaskARN:          aws.ToString(t.TaskArn),
-		LabelTaskDefinition:   aws.ToString(t.TaskDefinitionArn),
-		LabelTaskGroup:        aws.ToString(t.Group),
-		LabelLaunchType:       string(t.LaunchType),
-		LabelDesiredStatus:    aws.ToString(t.DesiredStatus),
-		LabelLastStatus:       aws.ToString(t.LastStatus),
-		LabelHealthStatus:     string(t.HealthStatus),
-		LabelAvailabilityZone: aws.ToString(t.AvailabilityZone),
-		LabelSubnetID:         subnet,
-		LabelIPAddress:        ip,
-		LabelNetworkMode:      mode,
-		LabelPlatformFamily:   aws.ToString(t.PlatformFamily),
-		LabelPlatformVersion:  aws.ToString(t.PlatformVersion),
-		LabelRegion:           f.region,
-		LabelEC2InstanceID:    f.ec2ID,
+	for _, kv := range [...][2]string{
+		{targets.LabelCluster, clusterName},
+		{targets.LabelService, f.service},
+		{targets.LabelTaskDefinition, aws.ToString(f.def.Family)},
+		{LabelCluster, clusterName},
+		{LabelClusterARN, aws.ToString(t.ClusterArn)},
+		{LabelService, f.service},
+		{LabelTaskARN, aws.ToString(t.TaskArn)},
+		{LabelTaskDefinition, aws.ToString(t.TaskDefinitionArn)},
+		{LabelTaskGroup, aws.ToString(t.Group)},
+		{LabelLaunchType, string(t.LaunchType)},
+		{LabelDesiredStatus, aws.ToString(t.DesiredStatus)},
+		{LabelLastStatus, aws.ToString(t.LastStatus)},
+		{LabelHealthStatus, string(t.HealthStatus)},
+		{LabelAvailabilityZone, aws.ToString(t.AvailabilityZone)},
+		{LabelSubnetID, subnet},
+		{LabelIPAddress, ip},
+		{LabelNetworkMode, mode},
+		{LabelPlatformFamily, aws.ToString(t.PlatformFamily)},
+		{LabelPlatformVersion, aws.ToString(t.PlatformVersion)},
+		{LabelRegion, f.region},
+		{LabelEC2InstanceID, f.ec2ID},
+		{LabelContainerInstanceARN, aws.ToString(t.ContainerInstanceArn)},
 	} {
-		set(labels, name, value)
+		l.set(labels, kv[0], kv[1])
 	}
-	set(labels, LabelContainerInstanceARN, aws.ToString(t.ContainerInstanceArn))
+	taskDef := aws.ToString(t.TaskDefinitionArn)
 	if f.instance != nil && f.instance.found {
-		set(labels, LabelEC2InstanceType, f.instance.instanceType)
-		set(labels, LabelEC2InstancePrivateIP, f.instance.privateIP)
-		set(labels, LabelEC2InstancePublicIP, f.instance.publicIP)
-		addTags(labels, TagEC2LabelPrefix, f.instance.tags)
+		l.set(labels, LabelEC2InstanceType, f.instance.instanceType)
+		l.set(labels, LabelEC2InstancePrivateIP, f.instance.privateIP)
+		l.set(labels, LabelEC2InstancePublicIP, f.instance.publicIP)
+		l.setMap(labels, TagEC2LabelPrefix, f.instance.tags, taskDef, "")
 	}
 	if f.svc != nil && f.svc.found {
-		set(labels, LabelServiceARN, f.svc.arn)
-		set(labels, LabelServiceStatus, f.svc.status)
-		addTags(labels, TagServiceLabelPrefix, f.svc.tags)
+		l.set(labels, LabelServiceARN, f.svc.arn)
+		l.set(labels, LabelServiceStatus, f.svc.status)
+		l.setMap(labels, TagServiceLabelPrefix, f.svc.tags, taskDef, "")
 	}
-	addTags(labels, TagClusterLabelPrefix, f.cluster.tags)
-	taskTags := map[string]string{}
-	for _, tag := range t.Tags {
-		taskTags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
-	}
-	addTags(labels, TagTaskLabelPrefix, taskTags)
+	l.setMap(labels, TagClusterLabelPrefix, f.cluster.tags, taskDef, "")
+	l.setMap(labels, TagTaskLabelPrefix, ecsTags(t.Tags), taskDef, "")
 	return labels
-}
-
-// set sets a label when the value is not empty.
-func set(labels model.LabelSet, name, value string) {
-	if value != "" {
-		labels[model.LabelName(name)] = model.LabelValue(value)
-	}
-}
-
-func addTags(labels model.LabelSet, prefix string, tags map[string]string) {
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		set(labels, prefix+targets.SanitizeLabelName(k), tags[k])
-	}
 }
 
 // arnName returns the last path element of an ARN (the name in ".../cluster/NAME").
@@ -431,4 +446,50 @@ func serviceOf(group string) string {
 		return ""
 	}
 	return name
+}
+
+// reportSkips reports the skips of a task to the tracker of skipped items, and whether one of them
+// is a passing state (the task is described again next cycle). The task is the scope; an item is
+// the task (by id), its container and the container port, as far as the skip is about them.
+// Changes are logged by cluster and task definition.
+func (s *Source) reportSkips(cluster, task, taskDefinition string, skips []skip) (transient bool) {
+	out := make([]refresh.Skip, 0, len(skips))
+	for _, sk := range skips {
+		transient = transient || sk.transient
+		item := arnName(task)
+		if sk.container != "" {
+			item += "/" + sk.container
+		}
+		if sk.port != 0 {
+			item += ":" + strconv.Itoa(int(sk.port))
+		}
+		out = append(out, refresh.Skip{Item: item, Reason: sk.reason, Detail: sk.detail, Quiet: sk.transient})
+	}
+	s.skips.Set(task, out, "cluster", cluster, "task_definition", taskDefinition)
+	return transient
+}
+
+// reportCollisions logs the label-name collisions met in a cluster's cycle that the previous cycle
+// did not meet.
+func (s *Source) reportCollisions(cluster string, l *labeler) {
+	for _, c := range l.collisions {
+		if s.collisions.New(string(c.Name) + "\x00" + c.Kept + "\x00" + c.Dropped) {
+			s.opts.Logger.Warn("Keys give the same label name; the key that sorts first gives the label",
+				"cluster", cluster, "task_definition", c.taskDefinition, "container", c.container, "label", c.Name, "kept", c.Kept, "dropped", c.Dropped)
+		}
+	}
+}
+
+// endCycle ends a discovery: the skipped items of tasks no longer held are skipped no more, and
+// the label-name collisions of the cycle are what the next one compares with.
+func (s *Source) endCycle(ctx context.Context) {
+	s.skips.Done(ctx, func(task string) bool {
+		for _, st := range s.clusters {
+			if _, ok := st.tasks[task]; ok {
+				return true
+			}
+		}
+		return false
+	})
+	s.collisions.Next()
 }

@@ -1,16 +1,18 @@
 package ecs
 
 import (
+	"log/slog"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
-// metrics are the ECS source's metrics: its child of the shared skipped-targets counter, and its
-// own per-cluster gauges, cache and call counters. Failed calls are counted by
+// metrics are the ECS source's metrics: its tracker of skipped endpoints (which holds its children
+// of the shared skipped-targets metrics), and its own per-cluster gauges, cache and call counters. Failed calls are counted by
 // ecs_sd_aws_api_calls_total and failed discoveries by ecs_sd_refresh_failures_total.
 type metrics struct {
-	skipped      *prometheus.CounterVec // by reason
+	skips        *refresh.Skips
 	targetsGauge *prometheus.GaugeVec
 	tasksGauge   *prometheus.GaugeVec
 	cacheHits    *prometheus.CounterVec
@@ -19,9 +21,9 @@ type metrics struct {
 	wait         *prometheus.CounterVec
 }
 
-func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer) *metrics {
+func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) *metrics {
 	m := &metrics{
-		skipped: shared.Skipped(Name, skipReasons...),
+		skips: shared.Skips(Name, logger, skipReasons...),
 		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_ecs_targets",
 			Help: "Targets discovered in an ECS cluster.",

@@ -16,7 +16,6 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -288,7 +287,7 @@ func TestMotoTaskLifecycle(t *testing.T) {
 	for _, l := range badTargets {
 		require.Equal(t, model.LabelValue("fine"), l[LabelContainerName])
 	}
-	require.Equal(t, 1.0, testutil.ToFloat64(src.skipped.WithLabelValues(reasonBadPort)))
+	require.Equal(t, [2]int{1, 1}, skipCounts(src, reasonBadPort))
 
 	// Steady state: nothing is described again.
 	e.proxy.ResetCalls()
@@ -364,12 +363,13 @@ func TestMotoTaskNotReadyIsRetried(t *testing.T) {
 		require.Empty(t, cycle())
 		require.Equal(t, 1, e.proxy.Calls()["DescribeTasks"])
 	}
-	require.Equal(t, 2.0, testutil.ToFloat64(src.skipped.WithLabelValues(reasonNotRunning)))
+	require.Equal(t, [2]int{1, 1}, skipCounts(src, reasonNotRunning), "skipped now, and newly skipped once in two cycles")
 
 	// Running, but the agent has not reported the bindings yet.
 	e.proxy.SetResponseHook(rewriteTask(arn, withoutBindings))
 	require.Empty(t, cycle())
-	require.Equal(t, 1.0, testutil.ToFloat64(src.skipped.WithLabelValues(reasonNoBinding)))
+	require.Equal(t, [2]int{1, 1}, skipCounts(src, reasonNoBinding))
+	require.Equal(t, [2]int{0, 1}, skipCounts(src, reasonNotRunning))
 
 	// Ready: a target, and the task is not described again.
 	e.proxy.SetResponseHook(nil)
@@ -433,4 +433,11 @@ func TestMotoAllClusters(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"one", "two", "three"}, clusters)
 	require.Equal(t, 1, e.proxy.Calls()["ListClusters"])
+}
+
+// skipCounts returns the endpoints src skips now for reason, and how many times one was newly
+// skipped for it.
+func skipCounts(src *Source, reason string) [2]int {
+	now, newly := src.skips.Counts(reason)
+	return [2]int{now, newly}
 }

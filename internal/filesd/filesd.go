@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -18,7 +19,8 @@ import (
 )
 
 // Sink writes the rendered target list to one file, atomically and only when the content
-// changes. Temporary files of writes that an earlier run did not finish (it was killed) are
+// changes; the list is compared with the file and written as it is uncompressed, never held
+// whole. Temporary files of writes that an earlier run did not finish (it was killed) are
 // removed at start. The file an earlier run left is the refresh loop's baseline (Earlier): its
 // targets stay in every output until every source has succeeded once, so a restart during an
 // AWS fault does not shrink a good file.
@@ -42,16 +44,21 @@ func New(path string, logger *slog.Logger, reg prometheus.Registerer) (*Sink, er
 }
 
 // Earlier returns the target list of the file at path that an earlier run wrote: nil when there
-// is none, or when it is not valid (logged; the first write replaces it).
+// is none, or when it is not valid (logged; the first write replaces it). The file is parsed as
+// it is read (targets.Read), never held whole. An error means the file cannot be read.
 func Earlier(path string, logger *slog.Logger) ([]*targets.Group, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	groups, err := targets.Unmarshal(data)
+	defer f.Close()
+	groups, err := targets.Read(f)
+	if pathErr := (*fs.PathError)(nil); errors.As(err, &pathErr) {
+		return nil, fmt.Errorf("read %s: %w", path, pathErr.Err)
+	}
 	if err == nil && slices.Contains(groups, nil) {
 		err = errors.New("a target group is null")
 	}
@@ -67,7 +74,10 @@ func (s *Sink) Name() string { return "file_sd" }
 
 // Update implements refresh.Sink: it writes the snapshot's rendered list as it is.
 func (s *Sink) Update(_ context.Context, snap targets.Snapshot) error {
-	changed, err := atomicfile.Write(s.path, snap.JSON, 0o644)
+	changed, err := atomicfile.WriteFrom(s.path, snap.Size, 0o644, func(w io.Writer) error {
+		_, err := snap.WriteTo(w)
+		return err
+	})
 	switch {
 	case err != nil:
 		s.writes.WithLabelValues("error").Inc()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -48,16 +50,29 @@ func do(t *testing.T, method, url string, header ...string) answer {
 	return a
 }
 
-func update(t *testing.T, h *Handler, addrs ...string) targets.Snapshot {
+// addrList returns n target addresses.
+func addrList(n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("10.0.%d.%d:3000", i/250, i%250)
+	}
+	return addrs
+}
+
+// update gives h the snapshot of the targets at addrs, and returns it with its list as
+// targets.Marshal renders it.
+func update(t *testing.T, h *Handler, addrs ...string) (targets.Snapshot, string) {
 	t.Helper()
 	var groups []*targets.Group
 	for _, a := range addrs {
 		groups = append(groups, &targets.Group{Targets: []string{a}, Labels: model.LabelSet{"service": "web"}})
 	}
+	want, err := targets.Marshal(groups)
+	require.NoError(t, err)
 	snap, err := targets.NewSnapshot(groups)
 	require.NoError(t, err)
 	require.NoError(t, h.Update(context.Background(), snap))
-	return snap
+	return snap, string(want)
 }
 
 func TestHandlerServesLastSnapshot(t *testing.T) {
@@ -72,10 +87,10 @@ func TestHandlerServesLastSnapshot(t *testing.T) {
 	require.Equal(t, "[]\n", a.decoded)
 	require.Empty(t, a.header.Get("Content-Encoding"), "not asked for")
 
-	snap := update(t, h, "10.0.0.1:3000")
+	_, want := update(t, h, "10.0.0.1:3000")
 	a = do(t, http.MethodGet, srv.URL)
-	require.Equal(t, string(snap.JSON), a.decoded)
-	require.Equal(t, fmt.Sprint(len(snap.JSON)), a.header.Get("Content-Length"))
+	require.Equal(t, want, a.decoded)
+	require.Equal(t, fmt.Sprint(len(want)), a.header.Get("Content-Length"))
 
 	a = do(t, http.MethodPost, srv.URL)
 	require.Equal(t, http.StatusMethodNotAllowed, a.code)
@@ -90,11 +105,8 @@ func TestGzipETagNotModified(t *testing.T) {
 	h := New(nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	var addrs []string
-	for i := range 500 {
-		addrs = append(addrs, fmt.Sprintf("10.0.%d.%d:3000", i/250, i%250))
-	}
-	snap := update(t, h, addrs...)
+	addrs := addrList(500)
+	snap, want := update(t, h, addrs...)
 
 	plain := do(t, http.MethodGet, srv.URL)
 	zipped := do(t, http.MethodGet, srv.URL, "Accept-Encoding", "gzip")
@@ -103,10 +115,12 @@ func TestGzipETagNotModified(t *testing.T) {
 	require.Equal(t, "application/json", zipped.header.Get("Content-Type"))
 	require.Equal(t, "Accept-Encoding", zipped.header.Get("Vary"))
 	require.Equal(t, "Accept-Encoding", plain.header.Get("Vary"))
-	require.Equal(t, string(snap.JSON), zipped.decoded)
-	require.Equal(t, string(snap.JSON), plain.decoded)
+	require.Equal(t, want, zipped.decoded)
+	require.Equal(t, want, plain.decoded)
+	require.Equal(t, snap.Gzip, zipped.body, "the snapshot's compressed bytes, as they are")
 	require.Less(t, len(zipped.body)*5, len(plain.body), "compressed: %d bytes for %d", len(zipped.body), len(plain.body))
 	require.Equal(t, fmt.Sprint(len(zipped.body)), zipped.header.Get("Content-Length"))
+	require.Equal(t, fmt.Sprint(len(want)), plain.header.Get("Content-Length"))
 
 	etag, zetag := plain.header.Get("ETag"), zipped.header.Get("ETag")
 	require.Regexp(t, `^"[0-9a-f]{32}"$`, etag)
@@ -132,7 +146,7 @@ func TestGzipETagNotModified(t *testing.T) {
 			require.Empty(t, a.header.Get("Content-Encoding"), tc.name)
 			require.NotEmpty(t, a.header.Get("ETag"), tc.name)
 		} else {
-			require.Equal(t, string(snap.JSON), a.decoded, tc.name)
+			require.Equal(t, want, a.decoded, tc.name)
 		}
 	}
 
@@ -142,10 +156,10 @@ func TestGzipETagNotModified(t *testing.T) {
 	require.Same(t, before, h.current.Load())
 
 	// A new list: new tags, and the old one no longer matches.
-	snap = update(t, h, addrs[:10]...)
+	_, want = update(t, h, addrs[:10]...)
 	a := do(t, http.MethodGet, srv.URL, "Accept-Encoding", "gzip", "If-None-Match", zetag)
 	require.Equal(t, http.StatusOK, a.code)
-	require.Equal(t, string(snap.JSON), a.decoded)
+	require.Equal(t, want, a.decoded)
 	require.NotEqual(t, zetag, a.header.Get("ETag"))
 
 	// HEAD: the headers of a GET, no body.
@@ -165,14 +179,14 @@ func TestGoClientReadsGzip(t *testing.T) {
 	h := New(nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	snap := update(t, h, "10.0.0.1:3000", "10.0.0.2:3000")
+	_, want := update(t, h, "10.0.0.1:3000", "10.0.0.2:3000")
 	resp, err := http.Get(srv.URL)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.True(t, resp.Uncompressed, "sent compressed, undone by the client")
-	require.Equal(t, string(snap.JSON), string(body))
+	require.Equal(t, want, string(body))
 	require.Equal(t, 1.0, testutil.ToFloat64(h.responses.WithLabelValues("200", "gzip")))
 }
 
@@ -200,4 +214,39 @@ func TestAcceptsGzip(t *testing.T) {
 		require.Equal(t, want, acceptsGzip([]string{header}), "%q", header)
 	}
 	require.True(t, acceptsGzip([]string{"br", "gzip"}), "several header lines")
+}
+
+// TestPlainAnswersAtOnce: clients that do not accept gzip, served at the same time, each get the
+// whole list, uncompressed as it is sent.
+func TestPlainAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	h := New(nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	_, want := update(t, h, addrList(2000)...)
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}} // as Prometheus's
+	var wg sync.WaitGroup
+	bodies, errs := make([]string, 8), make([]error, 8)
+	for i := range bodies {
+		wg.Go(func() {
+			resp, err := client.Get(srv.URL)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			var b strings.Builder
+			_, errs[i] = io.Copy(&b, resp.Body)
+			bodies[i] = b.String()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+				errs[i] = fmt.Errorf("%s, content encoding %q", resp.Status, resp.Header.Get("Content-Encoding"))
+			}
+		})
+	}
+	wg.Wait()
+	for i := range bodies {
+		require.NoError(t, errs[i])
+		require.Equal(t, want, bodies[i])
+	}
+	require.Equal(t, 8.0, testutil.ToFloat64(h.responses.WithLabelValues("200", "identity")))
 }

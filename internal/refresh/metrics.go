@@ -4,14 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the discovery cycle's metrics, among them the ones every source shares, told apart
 // by their source label. Each is defined here once (as Prometheus's discovery/metrics_refresh.go
-// does): the loop fills in the per-source ones, and a source gets its curried child of the
-// skipped-targets counter from Skipped.
+// does): the loop fills in the per-source ones, and a source gets its tracker of skipped items,
+// which holds its children of the skipped-targets metrics, from Skips.
 type Metrics struct {
 	duration       *prometheus.HistogramVec
 	failures       *prometheus.CounterVec
 	targets        *prometheus.GaugeVec
 	lastSuccess    *prometheus.GaugeVec
 	skipped        *prometheus.CounterVec
+	skippedNow     *prometheus.GaugeVec
 	outputFailures *prometheus.CounterVec
 	jobFailures    *prometheus.CounterVec
 }
@@ -39,7 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecs_sd_targets_skipped_total",
-			Help: "Instances or endpoints that gave no target, by source and reason.",
+			Help: "Items (instances, container endpoints) newly skipped for a reason: skipped at a cycle and not, or not for that reason, at the previous one.",
+		}, []string{"source", "reason"}),
+		skippedNow: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_targets_skipped",
+			Help: "Items (instances, container endpoints) that give no target now, by source and reason.",
 		}, []string{"source", "reason"}),
 		outputFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecs_sd_output_failures_total",
@@ -51,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"name"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.duration, m.failures, m.targets, m.lastSuccess, m.skipped, m.outputFailures, m.jobFailures)
+		reg.MustRegister(m.duration, m.failures, m.targets, m.lastSuccess, m.skipped, m.skippedNow, m.outputFailures, m.jobFailures)
 	}
 	return m
 }
@@ -68,17 +73,4 @@ func (m *Metrics) initLabels(opts Options) {
 	for _, j := range opts.Jobs {
 		m.jobFailures.WithLabelValues(j.Name())
 	}
-}
-
-// Skipped returns source's child of ecs_sd_targets_skipped_total, labelled by reason, with every
-// reason given at 0. A nil *Metrics gives an unregistered counter (tests).
-func (m *Metrics) Skipped(source string, reasons ...string) *prometheus.CounterVec {
-	if m == nil {
-		m = NewMetrics(nil)
-	}
-	c := m.skipped.MustCurryWith(prometheus.Labels{"source": source})
-	for _, r := range reasons {
-		c.WithLabelValues(r)
-	}
-	return c
 }

@@ -10,6 +10,8 @@
 package refresh
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -55,10 +57,13 @@ type Options struct {
 	Sources []Source
 	Sinks   []Sink
 	Jobs    []Job
-	// Baseline is the target list an earlier run left (its file_sd file). Until every source
-	// has had a discovery without error, the baseline's targets that the discovery lacks (by
-	// endpoint, targets.Group.Key) stay in the list every sink gets. Its groups are not modified.
-	Baseline []*targets.Group
+	// Baseline reads the target list an earlier run left (its file_sd file); nil, or a nil list,
+	// when there is none. Until every source has had a discovery without error, the baseline's
+	// targets that the discovery lacks (by endpoint, targets.Group.Key) stay in the list every
+	// sink gets. It is read only when needed, at most once: by Prime, or else by the first cycle
+	// that is not complete. A first discovery that is complete (the usual case) thus never holds
+	// the baseline beside the discovered targets. Its groups are not modified.
+	Baseline func() ([]*targets.Group, error)
 	Logger   *slog.Logger
 	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
 	Metrics *Metrics
@@ -71,9 +76,17 @@ type Loop struct {
 	mu        sync.Mutex
 	last      map[string][]*targets.Group // per source, the last groups it returned
 	succeeded map[string]bool             // sources that had a fully successful cycle
-	baseline  []*targets.Group            // nil once complete
-	kept      int                         // baseline targets in the last list
 	ready     bool                        // complete: every source has succeeded once
+
+	// The baseline, until the list is complete: read by earlier (nil once read), held as
+	// baseline (nil until read).
+	baseMu   sync.Mutex
+	earlier  func() ([]*targets.Group, error)
+	baseline []*targets.Group
+	kept     int // baseline targets in the last list
+
+	snapMu sync.Mutex
+	snap   targets.Snapshot // the last list given to the sinks
 
 	metrics *Metrics
 }
@@ -92,7 +105,7 @@ func New(opts Options) *Loop {
 		opts:      opts,
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
-		baseline:  opts.Baseline,
+		earlier:   opts.Baseline,
 		metrics:   opts.Metrics,
 	}
 }
@@ -109,19 +122,63 @@ func (l *Loop) Ready() bool {
 // Prime gives every sink the baseline (an empty list when there is none), before the first
 // cycle: the outputs hold the earlier run's targets from the start, a missing file_sd file is
 // created at once, and the http_sd endpoint never answers with fewer targets than the file.
+//
+// The baseline is then held as the snapshot holds it, compressed, and read back from there only
+// if a cycle is not complete: at 10 000 targets its label sets are about as large as those of
+// the discovery, and a restart would otherwise hold both.
 func (l *Loop) Prime(ctx context.Context) error {
-	l.mu.Lock()
-	groups := slices.Clone(l.baseline)
-	l.kept = len(groups)
-	l.mu.Unlock()
-	snap, err := targets.NewSnapshot(groups)
+	l.baseMu.Lock()
+	defer l.baseMu.Unlock()
+	groups, err := l.loadBaseline()
 	if err != nil {
 		return err
 	}
-	if len(groups) > 0 {
-		l.opts.Logger.Info("Serving the earlier target list until every source has succeeded", "targets", len(groups))
+	snap, err := targets.NewSnapshot(slices.Clone(groups))
+	if err != nil {
+		return err
+	}
+	l.kept = len(groups)
+	if l.kept > 0 {
+		l.opts.Logger.Info("Serving the earlier target list until every source has succeeded", "targets", l.kept)
+		compressed := snap.Gzip // not snap: its groups are let go
+		l.baseline, l.earlier = nil, func() ([]*targets.Group, error) { return readCompressed(compressed) }
 	}
 	return errors.Join(l.publish(ctx, snap)...)
+}
+
+// loadBaseline returns the baseline, reading it first if it was not read yet. l.baseMu is held.
+func (l *Loop) loadBaseline() ([]*targets.Group, error) {
+	if l.earlier == nil {
+		return l.baseline, nil
+	}
+	groups, err := l.earlier()
+	if err != nil {
+		return nil, fmt.Errorf("read the earlier target list: %w", err)
+	}
+	l.earlier, l.baseline = nil, groups
+	return groups, nil
+}
+
+// withBaseline returns merged with the baseline's targets that it lacks (kept) while the list is
+// not complete; once it is, the baseline is dropped and merged returned as it is, with the
+// number of the baseline's targets it lacks when the baseline had been read (-1 otherwise).
+func (l *Loop) withBaseline(merged []*targets.Group, complete bool) (out []*targets.Group, kept int, err error) {
+	l.baseMu.Lock()
+	defer l.baseMu.Unlock()
+	if complete {
+		kept = -1
+		if l.baseline != nil {
+			kept = len(lacking(merged, l.baseline))
+		}
+		l.earlier, l.baseline = nil, nil
+		return merged, kept, nil
+	}
+	baseline, err := l.loadBaseline()
+	if err != nil {
+		return nil, 0, err
+	}
+	add := lacking(merged, baseline)
+	return append(merged, add...), len(add), nil
 }
 
 // publish hands snap to every sink and returns their errors.
@@ -212,18 +269,14 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	for k, v := range l.last {
 		bySource[k] = v
 	}
-	baseline := l.baseline
-	if complete {
-		l.baseline = nil
-	}
 	l.mu.Unlock()
 
-	merged := targets.Merge(bySource)
-	kept := lacking(merged, baseline)
-	if !complete {
-		merged = append(merged, kept...)
+	merged, kept, err := l.withBaseline(targets.Merge(bySource), complete)
+	if err != nil { // without it the list could shrink the outputs: they keep what they have
+		l.opts.Logger.Error("Cannot read the earlier target list", "err", err)
+		return errors.Join(append(errs, err)...)
 	}
-	snap, err := targets.NewSnapshot(merged)
+	snap, err := l.snapshot(merged)
 	if err != nil { // label sets always encode; the outputs keep what they have
 		l.opts.Logger.Error("Cannot render the target list", "err", err)
 		return errors.Join(append(errs, err)...)
@@ -231,15 +284,20 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	errs = append(errs, l.publish(ctx, snap)...)
 
 	l.mu.Lock()
-	switch {
-	case complete && !l.ready:
-		l.ready = true
-		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups), "earlier_targets_dropped", len(kept))
-	case !complete && len(kept) != l.kept:
-		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(snap.Groups), "earlier_targets", len(kept))
-	}
-	l.kept = len(kept)
+	first := complete && !l.ready
+	l.ready = l.ready || complete
 	l.mu.Unlock()
+	l.baseMu.Lock()
+	switch {
+	case first && kept >= 0:
+		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups), "earlier_targets_dropped", kept)
+	case first:
+		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups))
+	case !complete && kept != l.kept:
+		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(snap.Groups), "earlier_targets", kept)
+	}
+	l.kept = max(kept, 0)
+	l.baseMu.Unlock()
 	for _, err := range jobErrs {
 		if err != nil {
 			errs = append(errs, err)
@@ -264,4 +322,25 @@ func lacking(groups, baseline []*targets.Group) []*targets.Group {
 		}
 	}
 	return out
+}
+
+// snapshot returns the sorted and rendered list of groups: the last one, not rendered again, when
+// the groups are the same (targets.Snapshot.Update).
+func (l *Loop) snapshot(groups []*targets.Group) (targets.Snapshot, error) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	snap, err := l.snap.Update(groups)
+	if err == nil {
+		l.snap = snap
+	}
+	return snap, err
+}
+
+// readCompressed parses a snapshot's compressed list (targets.Snapshot.Gzip).
+func readCompressed(data []byte) ([]*targets.Group, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("read compressed target list: %w", err)
+	}
+	return targets.Read(zr)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,8 +100,10 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	snap := sink.lastSnapshot()
 	want, err := targets.Marshal(groups)
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(snap.JSON), "the list, rendered")
-	require.Same(t, &snap.JSON[0], &other.lastSnapshot().JSON[0], "rendered once: every sink gets the same bytes")
+	got, err := snap.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got), "the list, rendered")
+	require.Same(t, &snap.Gzip[0], &other.lastSnapshot().Gzip[0], "rendered once: every sink gets the same bytes")
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
 	groups = sink.last()
@@ -193,12 +196,16 @@ func TestBaselineUntilComplete(t *testing.T) {
 	}}
 	b := &scriptedSource{name: "b", steps: []step{{groups: []*targets.Group{group("10.0.1.1:80")}}}}
 	file, web := &recordingSink{}, &recordingSink{}
-	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{file, web}, Baseline: baseline})
+	var reads atomic.Int32
+	l := New(Options{Interval: time.Hour, Sources: []Source{a, b}, Sinks: []Sink{file, web}, Baseline: func() ([]*targets.Group, error) {
+		reads.Add(1)
+		return baseline, nil
+	}})
 	ctx := context.Background()
 
 	require.NoError(t, l.Prime(ctx))
 	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.1.1:80"}, addrs(file.last()))
-	require.Same(t, &file.lastSnapshot().JSON[0], &web.lastSnapshot().JSON[0], "every sink gets the same bytes")
+	require.Same(t, &file.lastSnapshot().Gzip[0], &web.lastSnapshot().Gzip[0], "every sink gets the same bytes")
 	require.False(t, l.Ready())
 
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
@@ -211,7 +218,8 @@ func TestBaselineUntilComplete(t *testing.T) {
 		"discovered targets and the baseline's that the discovery lacks")
 	require.Equal(t, ",a,", string(web.last()[1].Labels[targets.LabelSource]), "a discovered target wins over the baseline's")
 	require.False(t, l.Ready(), "a source that failed in part has not succeeded")
-	require.Same(t, &file.lastSnapshot().JSON[0], &web.lastSnapshot().JSON[0])
+	require.Same(t, &file.lastSnapshot().Gzip[0], &web.lastSnapshot().Gzip[0])
+	require.Equal(t, int32(1), reads.Load(), "read once, by Prime; then from the list Prime rendered")
 
 	require.NoError(t, l.RunOnce(ctx))
 	require.Equal(t, []string{"10.0.0.3:80", "10.0.1.1:80"}, addrs(web.last()), "complete: the baseline is dropped")
@@ -229,6 +237,83 @@ func TestPrimeWithoutBaselineGivesAnEmptyList(t *testing.T) {
 	sink := &recordingSink{}
 	l := New(Options{Interval: time.Hour, Sources: []Source{hangingSource{}}, Sinks: []Sink{sink}})
 	require.NoError(t, l.Prime(context.Background()))
-	require.Equal(t, "[]\n", string(sink.lastSnapshot().JSON))
+	got, err := sink.lastSnapshot().JSON()
+	require.NoError(t, err)
+	require.Equal(t, "[]\n", string(got))
 	require.False(t, l.Ready())
+}
+
+// TestBaselineReadOnlyWhenNeeded: without Prime (--once), a complete first discovery never reads
+// the earlier list; an incomplete one reads it, once, and keeps its targets until complete. A
+// baseline that cannot be read leaves the outputs as they are, and is read again next time.
+func TestBaselineReadOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, complete := range []bool{true, false} {
+		first := step{groups: []*targets.Group{group("10.0.0.2:80")}}
+		if !complete {
+			first.err = errBoom
+		}
+		a := &scriptedSource{name: "a", steps: []step{first, {err: errBoom}, {groups: []*targets.Group{group("10.0.0.3:80")}}}}
+		sink := &recordingSink{}
+		var reads atomic.Int32
+		l := New(Options{Interval: time.Hour, Sources: []Source{a}, Sinks: []Sink{sink}, Baseline: func() ([]*targets.Group, error) {
+			reads.Add(1)
+			return []*targets.Group{group("10.0.0.1:80")}, nil
+		}})
+		_ = l.RunOnce(ctx)
+		if complete {
+			require.Equal(t, []string{"10.0.0.2:80"}, addrs(sink.last()))
+			require.Zero(t, reads.Load(), "a complete first discovery does not read the earlier list")
+			continue
+		}
+		require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80"}, addrs(sink.last()))
+		require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+		require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80"}, addrs(sink.last()))
+		require.NoError(t, l.RunOnce(ctx))
+		require.Equal(t, []string{"10.0.0.3:80"}, addrs(sink.last()))
+		require.Equal(t, int32(1), reads.Load(), "read once")
+	}
+
+	unreadable := errors.New("permission denied")
+	fails := true
+	a := &scriptedSource{name: "a", steps: []step{{groups: []*targets.Group{group("10.0.0.2:80")}, err: errBoom}}}
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{a}, Sinks: []Sink{sink}, Baseline: func() ([]*targets.Group, error) {
+		if fails {
+			return nil, unreadable
+		}
+		return []*targets.Group{group("10.0.0.1:80")}, nil
+	}})
+	require.ErrorIs(t, l.RunOnce(ctx), unreadable)
+	require.Empty(t, sink.updates, "nothing given to the outputs: they keep what they have")
+	require.ErrorIs(t, l.Prime(ctx), unreadable)
+	fails = false
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80"}, addrs(sink.last()))
+}
+
+func TestUnchangedListIsNotRenderedAgain(t *testing.T) {
+	t.Parallel()
+	same := []*targets.Group{group("10.0.0.1:80"), group("10.0.0.2:80")}
+	a := &scriptedSource{name: "a", steps: []step{
+		{groups: same},
+		{groups: []*targets.Group{group("10.0.0.2:80"), group("10.0.0.1:80")}}, // equal copies, another order
+		{groups: []*targets.Group{group("10.0.0.1:80")}},
+	}}
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{a}, Sinks: []Sink{sink}})
+	ctx := context.Background()
+	require.NoError(t, l.RunOnce(ctx))
+	first := sink.lastSnapshot()
+	require.NoError(t, l.RunOnce(ctx))
+	require.Same(t, &first.Gzip[0], &sink.lastSnapshot().Gzip[0], "the same list: the same bytes, not rendered again")
+	require.NoError(t, l.RunOnce(ctx))
+	changed := sink.lastSnapshot()
+	require.Equal(t, []string{"10.0.0.1:80"}, addrs(changed.Groups))
+	want, err := targets.Marshal(changed.Groups)
+	require.NoError(t, err)
+	got, err := changed.JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
 }

@@ -4,14 +4,17 @@ package targets
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
-	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/common/model"
 )
@@ -45,6 +48,65 @@ func (g *Group) Address() string {
 		return ""
 	}
 	return g.Targets[0]
+}
+
+// Check returns an error unless g is a target group as ecs-sd writes them: one target, host:port
+// with a port from 1 to 65535, label names valid under Prometheus's classic rules (which every
+// Prometheus version accepts), a metrics path starting with / and a scheme, when set, of http or
+// https. The error names what is wrong. Every source's targets pass it (their tests check).
+func (g *Group) Check() error {
+	if len(g.Targets) != 1 {
+		return fmt.Errorf("%d targets, want 1", len(g.Targets))
+	}
+	_, port, err := net.SplitHostPort(g.Targets[0])
+	if err != nil {
+		return fmt.Errorf("target %q: %w", g.Targets[0], err)
+	}
+	if _, err := ParsePort(port); err != nil || strings.TrimSpace(port) != port {
+		return fmt.Errorf("target %q: port %q is not a port number (1-65535)", g.Targets[0], port)
+	}
+	for name := range g.Labels {
+		if !model.LegacyValidation.IsValidLabelName(string(name)) {
+			return fmt.Errorf("label name %q is not valid", name)
+		}
+	}
+	if p, ok := g.Labels[LabelMetricsPath]; ok && !strings.HasPrefix(string(p), "/") {
+		return fmt.Errorf("metrics path %q does not start with /", p)
+	}
+	if s, ok := g.Labels[LabelScheme]; ok && s != "http" && s != "https" {
+		return fmt.Errorf("scheme %q is neither http nor https", s)
+	}
+	return nil
+}
+
+// Equal reports whether g and o have the same targets and labels.
+func (g *Group) Equal(o *Group) bool {
+	return g == o || g != nil && o != nil && slices.Equal(g.Targets, o.Targets) && maps.Equal(g.Labels, o.Labels)
+}
+
+// Reuse replaces each group of groups that equals the group of last at the same place with that
+// group, and returns last itself when every group is equal. A source that rebuilds its targets
+// every cycle thus keeps one copy of the labels of those that did not change, and the loop finds
+// them unchanged without comparing their labels.
+func Reuse(groups, last []*Group) []*Group {
+	same := len(groups) == len(last)
+	for i, g := range groups {
+		if i < len(last) && g.Equal(last[i]) {
+			groups[i] = last[i]
+		} else {
+			same = false
+		}
+	}
+	if same && last != nil {
+		return last
+	}
+	return groups
+}
+
+// SourceValue is the value of LabelSource for the targets of one source (",cloudmap,"). A source
+// that sets it on its targets spares the merge a copy of their labels.
+func SourceValue(source string) model.LabelValue {
+	return model.LabelValue("," + source + ",")
 }
 
 // Key identifies the endpoint that g scrapes: scheme, address and metrics path. Two groups with
@@ -87,14 +149,6 @@ func JoinHostPort(ip string, port int) string {
 	return net.JoinHostPort(ip, fmt.Sprint(port))
 }
 
-var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-
-// SanitizeLabelName turns any string into a valid Prometheus label-name fragment, replacing every
-// character outside [a-zA-Z0-9_] with an underscore (as Prometheus's own discoverers do).
-func SanitizeLabelName(s string) string {
-	return invalidLabelChars.ReplaceAllString(s, "_")
-}
-
 // Sort orders groups deterministically: by key, then by the full label set. Each key is computed
 // once, not at every comparison.
 func Sort(groups []*Group) {
@@ -118,11 +172,19 @@ func Sort(groups []*Group) {
 }
 
 // Snapshot is one cycle's target list, sorted and rendered once for every output.
+//
+// The list is held compressed: at 10 000 targets the JSON is about 15 MB and its gzip about
+// 0.2 MB, so the process does not hold the rendered list beside the label sets it was made from.
+// An http_sd client that accepts gzip gets those very bytes; the file, and the http_sd answer to
+// a client that does not (Prometheus's own), are written from them, uncompressed on the way
+// (WriteTo).
 type Snapshot struct {
 	Groups []*Group // sorted
-	// JSON is Groups as the file_sd and http_sd list (see Marshal). Outputs share it and must
-	// not modify it.
-	JSON []byte
+	// Gzip is Groups as the file_sd and http_sd list (see Marshal), compressed with gzip.
+	// Outputs share it and must not modify it.
+	Gzip []byte
+	// Size is the length of the list, uncompressed.
+	Size int64
 }
 
 // NewSnapshot sorts groups in place and renders them.
@@ -131,11 +193,77 @@ func NewSnapshot(groups []*Group) (Snapshot, error) {
 		groups = []*Group{}
 	}
 	Sort(groups)
-	data, err := encode(groups)
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, fmt.Errorf("compress target list: %w", err)
 	}
-	return Snapshot{Groups: groups, JSON: data}, nil
+	n, err := render(zw, groups)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("compress target list: %w", err)
+	}
+	return Snapshot{Groups: groups, Gzip: bytes.Clone(buf.Bytes()), Size: n}, nil
+}
+
+// WriteTo writes the list, uncompressed, to w. It is safe for concurrent use (http_sd answers).
+func (s Snapshot) WriteTo(w io.Writer) (int64, error) {
+	d, _ := decompressors.Get().(*decompressor)
+	if d == nil {
+		d = new(decompressor)
+	}
+	defer decompressors.Put(d)
+	if err := d.zr.Reset(bytes.NewReader(s.Gzip)); err != nil {
+		return 0, fmt.Errorf("read target list: %w", err)
+	}
+	// Through d.buf, and not through w's ReadFrom (a network connection's makes a buffer of its
+	// own at every call).
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, &d.zr, d.buf[:])
+	if err != nil {
+		return n, fmt.Errorf("write target list: %w", err)
+	}
+	return n, nil
+}
+
+// decompressor is WriteTo's state, reused: a gzip reader (about 40 KB) and a copy buffer.
+type decompressor struct {
+	zr  gzip.Reader
+	buf [32 << 10]byte
+}
+
+var decompressors sync.Pool
+
+// JSON returns the list, uncompressed.
+func (s Snapshot) JSON() ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, s.Size))
+	_, err := s.WriteTo(buf)
+	return buf.Bytes(), err
+}
+
+// Update returns the snapshot of groups, which it sorts in place: s itself when they are the
+// groups of s (the same targets with the same labels, in the same order once sorted), else
+// NewSnapshot(groups). An unchanged list is thus not rendered again, and every output gets the
+// very bytes it had. The zero Snapshot is never the same as a list.
+func (s Snapshot) Update(groups []*Group) (Snapshot, error) {
+	if groups == nil {
+		groups = []*Group{}
+	}
+	Sort(groups)
+	if s.Gzip != nil && len(groups) == len(s.Groups) {
+		same := true
+		for i, g := range groups {
+			if !g.Equal(s.Groups[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s, nil
+		}
+	}
+	return NewSnapshot(groups)
 }
 
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
@@ -144,60 +272,144 @@ func Marshal(groups []*Group) ([]byte, error) {
 	sorted := make([]*Group, len(groups))
 	copy(sorted, groups)
 	Sort(sorted)
-	return encode(sorted)
-}
-
-func encode(sorted []*Group) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(sorted); err != nil {
-		return nil, fmt.Errorf("encode target groups: %w", err)
+	if _, err := render(&buf, sorted); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// Unmarshal parses a file_sd JSON list.
+// Unmarshal parses a file_sd JSON list (see Read).
 func Unmarshal(data []byte) ([]*Group, error) {
-	var groups []*Group
-	if err := json.Unmarshal(data, &groups); err != nil {
+	return Read(bytes.NewReader(data))
+}
+
+// Read parses a file_sd JSON list from r, one group at a time: the list is never held whole, and
+// label names and repeated values are held once however many groups carry them (at 10 000
+// targets the file is about 15 MB). Label names must be valid UTF-8 (the rule of Prometheus 3
+// and of model.LabelSet's own decoding). A null list gives nil, a null group a nil *Group.
+func Read(r io.Reader) ([]*Group, error) {
+	groups, err := read(json.NewDecoder(r))
+	if err != nil {
 		return nil, fmt.Errorf("parse target groups: %w", err)
 	}
 	return groups, nil
 }
 
-// Merge combines the groups of several sources into one list in which every endpoint (Key) appears
-// once. When two sources found the same endpoint, the labels of both are kept (the earlier source,
-// by name, wins a conflict on a label name) and LabelSource lists every source that found it. The
-// list is in no particular order: NewSnapshot sorts it, once.
-func Merge(bySource map[string][]*Group) []*Group {
-	names := make([]string, 0, len(bySource))
-	for name := range bySource {
-		names = append(names, name)
+func read(dec *json.Decoder) ([]*Group, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	index := map[string]*Group{}
-	var out []*Group
-	for _, name := range names {
-		for _, g := range bySource[name] {
-			key := g.Key()
-			if prev, ok := index[key]; ok {
-				for k, v := range g.Labels {
-					if _, exists := prev.Labels[k]; !exists {
-						prev.Labels[k] = v
-					}
-				}
-				if !strings.Contains(string(prev.Labels[LabelSource]), ","+name+",") {
-					prev.Labels[LabelSource] += model.LabelValue(name + ",")
-				}
+	var groups []*Group
+	switch tok {
+	case nil:
+	case json.Delim('['):
+		groups = []*Group{}
+		var lb LabelBuilder
+		for dec.More() {
+			var g *struct {
+				Targets []string          `json:"targets"`
+				Labels  map[string]string `json:"labels"`
+			}
+			if err := dec.Decode(&g); err != nil {
+				return nil, err
+			}
+			if g == nil {
+				groups = append(groups, nil)
 				continue
 			}
-			c := &Group{Targets: append([]string(nil), g.Targets...), Labels: g.Labels.Clone()}
-			c.Labels[LabelSource] = model.LabelValue("," + name + ",")
-			index[key] = c
-			out = append(out, c)
+			out := &Group{Targets: g.Targets}
+			if g.Labels != nil {
+				out.Labels = make(model.LabelSet, len(g.Labels))
+				for k, v := range g.Labels {
+					if !model.UTF8Validation.IsValidLabelName(k) {
+						return nil, fmt.Errorf("%q is not a valid label name", k)
+					}
+					out.Labels[model.LabelName(lb.Value(k))] = lb.Value(v)
+				}
+			}
+			groups = append(groups, out)
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("not a list: starts with %v", tok)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the list")
+	}
+	return groups, nil
+}
+
+// Merge combines the groups of several sources into one list in which every endpoint (Key) appears
+// once, and sets LabelSource on every group to the sources that found its endpoint. When several
+// groups have one endpoint, the labels of all are kept; a label name they disagree on takes the
+// value of the earlier source by name, and within one source that of the group whose label set
+// sorts first (model.LabelSet.String), so the result does not depend on the order of the
+// groups. The groups given are not modified: a group is used as it is when it alone has its
+// endpoint and already carries its source's LabelSource (SourceValue), and copied otherwise. The
+// list is in no particular order: NewSnapshot sorts it, once.
+func Merge(bySource map[string][]*Group) []*Group {
+	names := slices.Sorted(maps.Keys(bySource))
+	type found struct {
+		g      *Group // as the source gave it
+		source int    // index in names
+	}
+	var (
+		out   []*Group
+		first []found             // the first group of each key in out, as given
+		index = map[string]int{}  // key -> position in out
+		more  = map[int][]found{} // position in out -> every group of the key, when several
+	)
+	for si, name := range names {
+		for _, g := range bySource[name] {
+			key := g.Key()
+			if i, ok := index[key]; ok {
+				if more[i] == nil {
+					more[i] = []found{first[i]}
+				}
+				more[i] = append(more[i], found{g, si})
+				continue
+			}
+			index[key] = len(out)
+			first = append(first, found{g, si})
+			if g.Labels[LabelSource] != SourceValue(name) {
+				g = &Group{Targets: g.Targets, Labels: withLabel(g.Labels, LabelSource, SourceValue(name))}
+			}
+			out = append(out, g)
 		}
 	}
+	for i, fs := range more {
+		slices.SortStableFunc(fs, func(a, b found) int {
+			if a.source != b.source {
+				return a.source - b.source
+			}
+			return strings.Compare(a.g.Labels.String(), b.g.Labels.String())
+		})
+		labels := make(model.LabelSet, len(fs[0].g.Labels)+1)
+		sources := ","
+		for _, f := range fs {
+			for k, v := range f.g.Labels {
+				if _, exists := labels[k]; !exists {
+					labels[k] = v
+				}
+			}
+			if s := names[f.source] + ","; !strings.Contains(sources, ","+s) {
+				sources += s
+			}
+		}
+		labels[LabelSource] = model.LabelValue(sources)
+		out[i] = &Group{Targets: fs[0].g.Targets, Labels: labels}
+	}
 	return out
+}
+
+// withLabel returns a copy of labels with name set to v.
+func withLabel(labels model.LabelSet, name model.LabelName, v model.LabelValue) model.LabelSet {
+	c := make(model.LabelSet, len(labels)+1)
+	maps.Copy(c, labels)
+	c[name] = v
+	return c
 }

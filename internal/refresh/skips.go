@@ -1,0 +1,212 @@
+package refresh
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Skip is an item that gave no target (a Cloud Map instance or one of its endpoints, an ECS
+// container endpoint or task), and why.
+type Skip struct {
+	Item   string // names the item within its scope: an instance id, a task and container
+	Reason string // a short constant: bad_port, no_ip, ...
+	Detail string // what was wrong, for the log
+	// Quiet marks a passing state (an unhealthy instance, a task still starting): its changes are
+	// logged at debug level; the others' at warning (skipped) and info (skipped no more).
+	Quiet bool
+}
+
+// Skips follows what one source skipped from cycle to cycle. A source reports, for every scope it
+// discovered (a Cloud Map service, an ECS task), the items of the scope that it skipped (Set);
+// at the end of the cycle (Done) the changes are logged, aggregated by reason: items skipped
+// that were not before (or for another reason), and items skipped no more. A lasting fault is
+// thus logged once, not every cycle. The gauge ecs_sd_targets_skipped{source,reason} holds the
+// items skipped now, and ecs_sd_targets_skipped_total{source,reason} counts the events: an item
+// skipped for a reason it was not skipped for at the previous cycle. Skips is safe for concurrent
+// use.
+type Skips struct {
+	logger  *slog.Logger
+	current *prometheus.GaugeVec   // by reason
+	events  *prometheus.CounterVec // by reason
+
+	mu      sync.Mutex
+	scopes  map[string]*scope     // the scopes with skipped items
+	counts  map[string]int        // reason -> items skipped now
+	newly   map[string]int        // reason -> items newly skipped, since start
+	changes map[changeKey]*change // since the last Done
+}
+
+// scope is the skipped items of one scope, with the log attributes of their changes.
+type scope struct {
+	attrs []any
+	key   string // attrs, printed: changes with the same key make one log line
+	items map[string]Skip
+}
+
+// changeKey groups the changes of a cycle for the log: a direction and a reason, under the same
+// log attributes.
+type changeKey struct {
+	added  bool
+	reason string
+	attrs  string
+}
+
+type change struct {
+	attrs   []any
+	count   int
+	example Skip // the first item in item order
+	quiet   bool // every change of the group is quiet
+}
+
+// Skips returns source's tracker of skipped items; logger receives its log lines, reasons start
+// at 0 in the metrics. A nil *Metrics gives unregistered metrics (tests).
+func (m *Metrics) Skips(source string, logger *slog.Logger, reasons ...string) *Skips {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	s := &Skips{
+		logger:  LoggerOrDiscard(logger),
+		current: m.skippedNow.MustCurryWith(prometheus.Labels{"source": source}),
+		events:  m.skipped.MustCurryWith(prometheus.Labels{"source": source}),
+		scopes:  map[string]*scope{},
+		counts:  map[string]int{},
+		newly:   map[string]int{},
+		changes: map[changeKey]*change{},
+	}
+	for _, r := range reasons {
+		s.current.WithLabelValues(r)
+		s.events.WithLabelValues(r)
+	}
+	return s
+}
+
+// Set replaces the skipped items of scope with skips (by Item; the last of an item wins). attrs
+// are the log attributes of the changes (the namespace and service, the cluster and task
+// definition): changes with the same attributes and reason make one log line. A scope that is not
+// Set in a cycle keeps its items (its discovery failed: its last targets are kept too).
+func (s *Skips) Set(name string, skips []Skip, attrs ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.scopes[name]
+	if old == nil && len(skips) == 0 {
+		return
+	}
+	now := &scope{attrs: attrs, key: fmt.Sprint(attrs...), items: make(map[string]Skip, len(skips))}
+	for _, sk := range skips {
+		now.items[sk.Item] = sk
+	}
+	var before map[string]Skip
+	if old != nil {
+		before = old.items
+	}
+	for item, sk := range now.items {
+		if prev, ok := before[item]; !ok || prev.Reason != sk.Reason {
+			s.note(true, now, sk)
+		}
+	}
+	for item, prev := range before {
+		if sk, ok := now.items[item]; !ok || prev.Reason != sk.Reason {
+			s.note(false, now, prev)
+		}
+	}
+	s.replace(name, now)
+}
+
+// Done ends a cycle: it forgets the scopes for which keep is false (a deleted service, a task
+// that stopped), whose items are skipped no more, and logs the cycle's changes.
+func (s *Skips) Done(ctx context.Context, keep func(scope string) bool) {
+	s.mu.Lock()
+	for name, sc := range s.scopes {
+		if keep(name) {
+			continue
+		}
+		for _, sk := range sc.items {
+			s.note(false, sc, sk)
+		}
+		s.replace(name, nil)
+	}
+	changes := s.changes
+	s.changes = map[changeKey]*change{}
+	s.mu.Unlock()
+
+	keys := slices.SortedFunc(maps.Keys(changes), func(a, b changeKey) int {
+		if a.added != b.added {
+			if a.added {
+				return 1 // what went away first
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(a.attrs, b.attrs), cmp.Compare(a.reason, b.reason))
+	})
+	for _, k := range keys {
+		c := changes[k]
+		attrs := append(slices.Clone(c.attrs), "reason", k.reason, "count", c.count, "example", c.example.Item+": "+c.example.Detail)
+		switch {
+		case k.added && c.quiet:
+			s.logger.Log(ctx, slog.LevelDebug, "Targets skipped", attrs...)
+		case k.added:
+			s.logger.Log(ctx, slog.LevelWarn, "Targets skipped", attrs...)
+		case c.quiet:
+			s.logger.Log(ctx, slog.LevelDebug, "Targets no longer skipped", attrs...)
+		default:
+			s.logger.Log(ctx, slog.LevelInfo, "Targets no longer skipped", attrs...)
+		}
+	}
+}
+
+// Counts returns the items skipped now for reason, and the times an item was newly skipped for it
+// (the gauge and the counter).
+func (s *Skips) Counts(reason string) (now, newly int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[reason], s.newly[reason]
+}
+
+// note records one change of sc for the log, and counts an item newly skipped.
+func (s *Skips) note(added bool, sc *scope, sk Skip) {
+	if added {
+		s.events.WithLabelValues(sk.Reason).Inc()
+		s.newly[sk.Reason]++
+	}
+	k := changeKey{added, sk.Reason, sc.key}
+	c := s.changes[k]
+	if c == nil {
+		c = &change{attrs: sc.attrs, example: sk, quiet: true}
+		s.changes[k] = c
+	}
+	c.count++
+	c.quiet = c.quiet && sk.Quiet
+	if sk.Item < c.example.Item {
+		c.example = sk
+	}
+}
+
+// replace sets the scope name (nil, or no items: forgets it) and the gauge.
+func (s *Skips) replace(name string, sc *scope) {
+	touched := map[string]bool{}
+	if old := s.scopes[name]; old != nil {
+		for _, sk := range old.items {
+			s.counts[sk.Reason]--
+			touched[sk.Reason] = true
+		}
+	}
+	if sc == nil || len(sc.items) == 0 {
+		delete(s.scopes, name)
+	} else {
+		s.scopes[name] = sc
+		for _, sk := range sc.items {
+			s.counts[sk.Reason]++
+			touched[sk.Reason] = true
+		}
+	}
+	for r := range touched {
+		s.current.WithLabelValues(r).Set(float64(s.counts[r]))
+	}
+}
