@@ -72,25 +72,30 @@ func startConsumer(t *testing.T, coalesce time.Duration, configure ...func(*harn
 	for _, f := range configure {
 		f(h)
 	}
+	h.stop = run(t, h.c)
+	return h
+}
+
+// run runs c until the test ends; stop ends it sooner, and fails the test unless Run returns
+// within 5 s of its context's end.
+func run(t *testing.T, c *Consumer) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		h.c.Run(ctx)
+		c.Run(ctx)
 	}()
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Error("Run did not return within 5 s of its context's end")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	return h
+	stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return within 5 s of its context's end")
+		}
+	})
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitFlushes waits for n more flushes.

@@ -3,7 +3,6 @@
 package events
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -16,10 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	smithytime "github.com/aws/smithy-go/time"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -29,75 +25,8 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
-// The event patterns of the deploy kit's rules: ECS task state changes, and Cloud Map's
-// RegisterInstance and DeregisterInstance calls as CloudTrail reports them.
-const (
-	ecsPattern      = `{"source":["aws.ecs"],"detail-type":["ECS Task State Change"]}`
-	cloudMapPattern = `{"source":["aws.servicediscovery"],"detail-type":["AWS API Call via CloudTrail"],` +
-		`"detail":{"eventSource":["servicediscovery.amazonaws.com"],"eventName":["RegisterInstance","DeregisterInstance"]}}`
-)
-
-// motoQueue is an SQS queue on moto and the clients a test uses around it.
-type motoQueue struct {
-	url, arn string
-	sqs      *sqs.Client
-	events   *eventbridge.Client
-}
-
-// newMotoQueue creates a queue with attributes, and EventBridge rules that deliver ECS task events
-// and Cloud Map calls to it, on the moto cfg calls.
-func newMotoQueue(t *testing.T, cfg aws.Config, name string, attributes map[string]string) *motoQueue {
-	t.Helper()
-	ctx := t.Context()
-	q := &motoQueue{sqs: awsclient.SQS(cfg), events: eventbridge.NewFromConfig(cfg)}
-	created, err := q.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attributes})
-	require.NoError(t, err)
-	q.url = aws.ToString(created.QueueUrl)
-	attrs, err := q.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &q.url, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
-	require.NoError(t, err)
-	q.arn = attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
-	for rule, pattern := range map[string]string{name + "-ecs": ecsPattern, name + "-cloudmap": cloudMapPattern} {
-		_, err := q.events.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventPattern: aws.String(pattern)})
-		require.NoError(t, err)
-		_, err = q.events.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: &q.arn}}})
-		require.NoError(t, err)
-	}
-	return q
-}
-
-// put publishes events on the default bus, as AWS services do.
-func (q *motoQueue) put(t *testing.T, entries ...ebtypes.PutEventsRequestEntry) {
-	t.Helper()
-	out, err := q.events.PutEvents(t.Context(), &eventbridge.PutEventsInput{Entries: entries})
-	require.NoError(t, err)
-	require.Zero(t, out.FailedEntryCount)
-}
-
-// send puts a body on the queue directly.
-func (q *motoQueue) send(t *testing.T, body string) string {
-	t.Helper()
-	out, err := q.sqs.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: &q.url, MessageBody: &body})
-	require.NoError(t, err)
-	return aws.ToString(out.MessageId)
-}
-
-// waitEmpty waits up to timeout until the queue holds no message, visible or in flight.
-func (q *motoQueue) waitEmpty(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	testenv.Eventually(t, timeout, 50*time.Millisecond, func() (bool, string) {
-		out, err := q.sqs.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: &q.url, AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-		}})
-		if err != nil {
-			return false, err.Error()
-		}
-		visible, inFlight := out.Attributes["ApproximateNumberOfMessages"], out.Attributes["ApproximateNumberOfMessagesNotVisible"]
-		return visible == "0" && inFlight == "0", "messages visible " + visible + ", in flight " + inFlight
-	})
-}
-
 // runConsumer runs a consumer of q through client until the test ends.
-func runConsumer(t *testing.T, client SQS, q *motoQueue, handler Handler, logs *testenv.SyncBuffer, configure func(*Consumer)) *Consumer {
+func runConsumer(t *testing.T, client SQS, q *testenv.EventQueue, handler Handler, logs *testenv.SyncBuffer, configure func(*Consumer)) *Consumer {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -105,26 +34,13 @@ func runConsumer(t *testing.T, client SQS, q *motoQueue, handler Handler, logs *
 		}
 	})
 	c := New(client, handler, Options{
-		QueueURL: q.url, Coalesce: DefaultCoalesce, Registerer: prometheus.NewRegistry(),
+		QueueURL: q.URL, Coalesce: DefaultCoalesce, Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if configure != nil {
 		configure(c)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5 s of its context's end")
-		}
-	})
+	run(t, c)
 	return c
 }
 
@@ -198,7 +114,7 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 	// and the rules on a moto of their own, whose long polls wait for messages beside other calls.
 	ecsMoto, moto := testenv.StartPatchedMoto(t), testenv.StartMoto(t)
 	ecsProxy, proxy := testenv.NewProxy(t, ecsMoto.URL), testenv.NewProxy(t, moto.URL)
-	q := newMotoQueue(t, moto.Config(t), "ecs-sd-events", nil)
+	q := moto.CreateEventQueue(t, "ecs-sd-events", nil, testenv.ECSTaskEventPattern, testenv.CloudMapEventPattern)
 
 	// Tasks on moto, described as AWS would.
 	const cluster = "apps"
@@ -238,31 +154,22 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 			Detail: aws.String(eventDetail(t, task)), Time: aws.Time(time.Now()),
 		})
 	}
-	cloudTrail, err := json.Marshal(map[string]any{
-		"eventVersion": "1.09", "eventSource": "servicediscovery.amazonaws.com", "eventName": "RegisterInstance",
-		"awsRegion": testenv.Region, "userIdentity": map[string]any{"type": "AssumedRole", "invokedBy": "ecs.amazonaws.com"},
-		"requestParameters": map[string]any{"serviceId": serviceID, "instanceId": taskID, "attributes": map[string]string{"AWS_INSTANCE_IPV4": testenv.TaskIP(described[1])}},
-		"responseElements":  map[string]any{"operationId": "op-1"}, "eventType": "AwsApiCall",
-	})
-	require.NoError(t, err)
-	entries = append(entries, ebtypes.PutEventsRequestEntry{
-		Source: aws.String("aws.servicediscovery"), DetailType: aws.String("AWS API Call via CloudTrail"), Detail: aws.String(string(cloudTrail)),
-	})
+	entries = append(entries, testenv.CloudMapCall(t, OpRegisterInstance, serviceID, taskID))
 	// A Cloud Map call the rule does not route, and an ECS event it does not route either.
 	entries = append(entries,
 		ebtypes.PutEventsRequestEntry{Source: aws.String("aws.servicediscovery"), DetailType: aws.String("AWS API Call via CloudTrail"), Detail: aws.String(`{"eventSource":"servicediscovery.amazonaws.com","eventName":"CreateService","requestParameters":{"name":"x"}}`)},
 		ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Service Action"), Detail: aws.String(`{"eventName":"SERVICE_STEADY_STATE"}`)},
 	)
-	q.put(t, entries...)
+	q.Put(t, entries...)
 	// What a broader rule, or a stray sender, would put on the queue.
-	bad := q.send(t, `{"version":"0","id":`)
-	other := q.send(t, string(fixture(t, "ec2-state-change.json")))
+	bad := q.Send(t, `{"version":"0","id":`)
+	other := q.Send(t, string(fixture(t, "ec2-state-change.json")))
 
 	// Started with every message in the queue, the consumer receives them together.
 	handler := newRecordingHandler()
 	var logs testenv.SyncBuffer
 	c := runConsumer(t, awsclient.SQS(proxy.Config(t)), q, handler, &logs, nil)
-	q.waitEmpty(t, 10*time.Second)
+	q.WaitEmpty(t, 10*time.Second)
 	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
 		n := testutil.ToFloat64(c.metrics.applied) + testutil.ToFloat64(c.metrics.ignored.WithLabelValues(ReasonMalformed)) + testutil.ToFloat64(c.metrics.ignored.WithLabelValues(ReasonUnknownSource))
 		return n == 5, "events applied or ignored: " + logs.String()
@@ -300,9 +207,9 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 	stopped := raw[1]
 	stopped["lastStatus"], stopped["desiredStatus"] = "STOPPED", "STOPPED"
 	stopped["version"] = described[1].Version + 2
-	q.put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"), Detail: aws.String(eventDetail(t, stopped))})
-	q.put(t, entries[0])
-	q.waitEmpty(t, 10*time.Second)
+	q.Put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"), Detail: aws.String(eventDetail(t, stopped))})
+	q.Put(t, entries[0])
+	q.WaitEmpty(t, 10*time.Second)
 	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
 		return testutil.ToFloat64(c.metrics.ignored.WithLabelValues(ReasonStale)) == 1 && handler.count("Flush") == 2, logs.String()
 	})
@@ -316,7 +223,7 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 	moto := testenv.StartMoto(t)
 	// A message received by a long poll whose connection is cut is in flight until the
 	// visibility timeout ends: 2 s here, 30 s by default.
-	q := newMotoQueue(t, moto.Config(t), "ecs-sd-events", map[string]string{"VisibilityTimeout": "2"})
+	q := moto.CreateEventQueue(t, "ecs-sd-events", map[string]string{"VisibilityTimeout": "2"}, testenv.ECSTaskEventPattern)
 	link := newLink(t, moto.URL)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
@@ -328,16 +235,16 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 	c := runConsumer(t, awsclient.SQS(cfg), q, handler, &logs, func(c *Consumer) {
 		c.backoffInitial, c.backoffMax = 50*time.Millisecond, 200*time.Millisecond
 	})
-	q.put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"),
+	q.Put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"),
 		Detail: aws.String(taskDetail(1, 1, "RUNNING"))})
-	q.waitEmpty(t, 10*time.Second)
+	q.WaitEmpty(t, 10*time.Second)
 	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) { return handler.count("Flush") == 1, logs.String() })
 
 	link.down(t)
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() (bool, string) {
 		return testutil.ToFloat64(c.metrics.receiveErrors) >= 3, logs.String()
 	})
-	q.put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"),
+	q.Put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"),
 		Detail: aws.String(taskDetail(2, 1, "RUNNING"))})
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, 1, handler.count("TaskChanged"), "nothing is received while the endpoint is down")
@@ -346,7 +253,7 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 
 	link.up(t)
 	// The long poll cut by the outage may still take the message on moto, for up to 20 s.
-	q.waitEmpty(t, 40*time.Second)
+	q.WaitEmpty(t, 40*time.Second)
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() (bool, string) { return handler.count("TaskChanged") == 2, logs.String() })
 	require.Contains(t, logs.String(), `level=INFO msg="Receiving events again"`)
 	require.Equal(t, taskARN(2), handler.recorded()[2].Task)
@@ -356,22 +263,11 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 // ends at once when its context ends.
 func TestOnMotoCancellationEndsTheLongPoll(t *testing.T) {
 	moto := testenv.StartMoto(t)
-	q := newMotoQueue(t, moto.Config(t), "ecs-sd-events", nil)
-	c := New(q.sqs, newRecordingHandler(), Options{QueueURL: q.url})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
+	q := moto.CreateEventQueue(t, "ecs-sd-events", nil)
+	stop := run(t, New(awsclient.SQS(moto.Config(t)), newRecordingHandler(), Options{QueueURL: q.URL}))
 	time.Sleep(time.Second)
 	start := time.Now()
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not end")
-	}
+	stop()
 	require.Less(t, time.Since(start), time.Second)
 }
 
