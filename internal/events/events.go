@@ -19,6 +19,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,8 +57,8 @@ type SQS interface {
 type Handler interface {
 	// TaskChanged hands on a task's new state, newer than any handed on before for that task
 	// ARN: any status, RUNNING, desired STOPPED and STOPPED among them; the handler decides.
-	// The task is as DescribeTasks returns it (see ParseTask), without the fields the event
-	// lacks: tags, and the health status.
+	// The task is as DescribeTasks returns it (see ParseTask), with what the event holds: AWS
+	// documents that it lacks the task's health status, and tags come only when it has them.
 	TaskChanged(ctx context.Context, task ecstypes.Task)
 	// CloudMapServiceChanged says that an instance of the Cloud Map service was registered or
 	// deregistered; a service is named once per batch.
@@ -112,14 +113,11 @@ func New(client SQS, handler Handler, opts Options) *Consumer {
 // a batch is applied, in a goroutine that Run waits for before it returns.
 func (c *Consumer) Run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	received := make(chan []sqstypes.Message)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.receive(ctx, received)
-	}()
-	defer func() { <-done }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // before the wait
+	wg.Go(func() { c.receive(ctx, received) })
 	for {
 		var batch []sqstypes.Message
 		select {

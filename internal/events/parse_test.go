@@ -124,8 +124,8 @@ func TestParseAWSVPCTasks(t *testing.T) {
 	require.Equal(t, at("2026-03-02T09:14:27.005Z"), task.StartedAt)
 	require.Equal(t, &ecstypes.EphemeralStorage{SizeInGiB: 20}, task.EphemeralStorage)
 	require.Equal(t, "sha256:3f1c9a8e7d6b5a4c3b2a19f8e7d6c5b4a3928170f6e5d4c3b2a1908f7e6d5c4b", aws.ToString(task.Containers[0].ImageDigest))
-	require.Empty(t, task.Tags, "task events carry no tags")
-	require.Empty(t, task.HealthStatus, "nor the task's health")
+	require.Empty(t, task.Tags, "no tags in this event")
+	require.Empty(t, task.HealthStatus, "task events lack the task's health status")
 	require.Equal(t, int64(4), task.Version)
 
 	ev, err = Parse(fixture(t, "task-ec2-awsvpc-ipv6.json"))
