@@ -49,6 +49,18 @@ var operationActions = map[string]string{
 	"sqs:SendMessageBatch":             "sqs:SendMessage",
 }
 
+// eventsPackage is ecs-sd's event consumer (--events.queue-url), which receives and deletes the
+// messages of the event queue; eventsActions are the calls it makes, which the task role's
+// events-consumer policy allows on that queue only. When the daemon does not hold the package,
+// the policies and tables are checked against these calls instead of the code's.
+const eventsPackage = "internal/events"
+
+var eventsActions = map[string]string{
+	"sqs:ReceiveMessage":     "long-polls the event queue",
+	"sqs:DeleteMessage":      "deletes the messages it applied or cannot use (DeleteMessageBatch)",
+	"sqs:GetQueueAttributes": "reads the queue's attributes",
+}
+
 // notCalledByEcsSd are the actions the policies grant that ecs-sd does not call: ECS and
 // Prometheus need them. deploy/README.md's IAM section documents each.
 var notCalledByEcsSd = map[string]string{
@@ -412,6 +424,17 @@ func TestIAMMatchesTheCode(t *testing.T) {
 	for _, want := range []string{"ssm:GetParameter", "servicediscovery:DiscoverInstances", "servicediscovery:ListServices", "ecs:ListTasks", "ec2:DescribeInstances"} {
 		if _, ok := code[want]; !ok {
 			t.Errorf("the code's AWS calls %v lack %s: the search of the sources is broken", slices.Sorted(maps.Keys(code)), want)
+		}
+	}
+	if _, ok := packages[eventsPackage]; ok {
+		for _, want := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"} {
+			if _, ok := code[want]; !ok {
+				t.Errorf("the code's AWS calls %v lack %s, which the event consumer %s makes: the search of the sources is broken", slices.Sorted(maps.Keys(code)), want, eventsPackage)
+			}
+		}
+	} else {
+		for action, why := range eventsActions {
+			code[action] = append(code[action], eventsPackage+": "+why)
 		}
 	}
 
