@@ -50,7 +50,7 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
-// Names and ports of the deploy kit: ECS cluster and service names of deploy/scripts/05-services.sh
+// Names and ports of the deploy kit: ECS cluster and service names of deploy/scripts/06-services.sh
 // (its defaults), the METRICS_PORT tags 01-cloudmap.sh puts on the Cloud Map services.
 const (
 	ClusterName         = "ecs-sd"
