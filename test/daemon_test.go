@@ -32,13 +32,13 @@ type daemon struct {
 
 // startDaemon starts ecs-sd with output dir and web address of its own and waits until it
 // answers /-/healthy. It is stopped (SIGTERM) when the test ends.
-func startDaemon(t *testing.T, env []string, args ...string) *daemon {
+func startDaemon(t testing.TB, env []string, args ...string) *daemon {
 	t.Helper()
 	return startDaemonIn(t, t.TempDir(), env, args...)
 }
 
 // startDaemonIn is startDaemon with the output directory dir.
-func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daemon {
+func startDaemonIn(t testing.TB, dir string, env []string, args ...string) *daemon {
 	t.Helper()
 	port := testenv.FreePort(t)
 	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, logs: &bytes.Buffer{}}
@@ -69,7 +69,7 @@ func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daem
 }
 
 // waitReady waits until /-/ready answers 200.
-func (d *daemon) waitReady(t *testing.T) {
+func (d *daemon) waitReady(t testing.TB) {
 	t.Helper()
 	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, func() (bool, string) {
 		code, _, err := d.get("/-/ready")
@@ -100,7 +100,7 @@ func (d *daemon) file(t *testing.T) string {
 
 // metric returns the value of one sample of /metrics, matched by its full text before the value
 // (e.g. `ecs_sd_targets_skipped_total{reason="bad_port",source="cloudmap"}`); -1 when absent.
-func (d *daemon) metric(t *testing.T, series string) float64 {
+func (d *daemon) metric(t testing.TB, series string) float64 {
 	t.Helper()
 	_, body, err := d.get("/metrics")
 	require.NoError(t, err)
@@ -126,4 +126,13 @@ func addresses(t *testing.T, doc string) []string {
 		out = append(out, g.Targets...)
 	}
 	return out
+}
+
+// waitTargets waits until the daemon's file holds exactly the addresses want (sorted).
+func waitTargets(t *testing.T, d *daemon, want ...string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, 100*time.Millisecond, func() (bool, string) {
+		got := addresses(t, d.file(t))
+		return strings.Join(got, " ") == strings.Join(want, " "), fmt.Sprintf("targets %v, want %v", got, want)
+	})
 }

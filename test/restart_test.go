@@ -119,7 +119,7 @@ func TestRestartDuringOutage(t *testing.T) {
 				require.Less(t, observed, 4000, "no discovery ended in %d observations", observed)
 				time.Sleep(25 * time.Millisecond)
 			}
-			require.Positive(t, second.metric(t, failures), "the fault made discoveries fail")
+			require.Positive(t, second.metric(t, cloudMapFailures), "the fault made discoveries fail")
 			withNew := append(slices.Clone(all), "10.0.0.3:3000")
 			slices.Sort(withNew)
 			if tc.newSeenDuringFault {
@@ -163,7 +163,7 @@ func TestFirstStartWithoutFileOrAWS(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, ready)
 		time.Sleep(50 * time.Millisecond)
 	}
-	require.Positive(t, d.metric(t, failures))
+	require.Positive(t, d.metric(t, cloudMapFailures))
 }
 
 // stale returns the temporary files of the file_sd file's writes in dir (named as os.CreateTemp

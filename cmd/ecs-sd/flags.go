@@ -35,6 +35,10 @@ func registerFlags(app *kingpin.Application) *flags {
 		def.AWS.Region, func(c *config.Config, v string) { c.AWS.Region = v })
 	stringFlag(f, app, "aws.endpoint-url", "Endpoint for every AWS API (an emulator or a proxy). Env "+config.EnvAWSEndpointURL+".",
 		def.AWS.EndpointURL, func(c *config.Config, v string) { c.AWS.EndpointURL = v })
+	durationFlag(f, app, "aws.attempt-timeout", "Most time one attempt of an AWS call may take (connect, send, read the answer) before it is retried.",
+		time.Duration(def.AWS.AttemptTimeout), func(c *config.Config, v time.Duration) { c.AWS.AttemptTimeout = model.Duration(v) })
+	durationFlag(f, app, "aws.call-timeout", "Most time an AWS call may take with its retries and back-off; then it fails and what it was about keeps its last targets. Keep it well under the refresh interval.",
+		time.Duration(def.AWS.CallTimeout), func(c *config.Config, v time.Duration) { c.AWS.CallTimeout = model.Duration(v) })
 	stringFlag(f, app, "output.dir", "Directory of the file_sd file and the Prometheus configuration. Env "+config.EnvConfigFileDir+".",
 		def.Output.Dir, func(c *config.Config, v string) { c.Output.Dir = v })
 	stringFlag(f, app, "output.file-name", "Name of the file_sd file in the output directory.",
@@ -59,6 +63,8 @@ func registerFlags(app *kingpin.Application) *flags {
 		def.CloudMap.IncludeUnhealthy, func(c *config.Config, v bool) { c.CloudMap.IncludeUnhealthy = v })
 	durationFlag(f, app, "cloudmap.tags-refresh-interval", "How long a Cloud Map service's tags (METRICS_PATH, METRICS_PORT, ...) are reused before they are read again.",
 		time.Duration(def.CloudMap.TagsRefreshInterval), func(c *config.Config, v time.Duration) { c.CloudMap.TagsRefreshInterval = model.Duration(v) })
+	intFlag(f, app, "cloudmap.concurrency", "Most Cloud Map calls in flight: namespaces and services are discovered in parallel up to it.",
+		def.CloudMap.Concurrency, func(c *config.Config, v int) { c.CloudMap.Concurrency = v })
 	registerECSFlags(f, app, def.ECS)
 	stringFlag(f, app, "events.queue-url", "SQS queue to which EventBridge rules deliver ECS task state changes and Cloud Map registrations (event mode): discovery runs at once after each batch of events, and --refresh.interval becomes the full resync (5m suggested). E.g. https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events.",
 		def.Events.QueueURL, func(c *config.Config, v string) { c.Events.QueueURL = v })

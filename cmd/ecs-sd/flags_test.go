@@ -100,3 +100,14 @@ func TestEventsFlags(t *testing.T) {
 	_, err = parse(t, []string{"--events.coalesce", "soon"}, nil)
 	require.ErrorContains(t, err, `--events.coalesce="soon"`)
 }
+
+func TestAWSTimeoutAndConcurrencyFlags(t *testing.T) {
+	t.Parallel()
+	cfg, err := parse(t, []string{"--aws.attempt-timeout", "1s", "--aws.call-timeout", "2s", "--cloudmap.concurrency", "3"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, config.AWS{AttemptTimeout: model.Duration(time.Second), CallTimeout: model.Duration(2 * time.Second)}, cfg.AWS)
+	require.Equal(t, 3, cfg.CloudMap.Concurrency)
+
+	_, err = parse(t, []string{"--aws.call-timeout", "1s"}, nil)
+	require.EqualError(t, err, "aws attempt timeout 5s: must not exceed the call timeout 1s")
+}

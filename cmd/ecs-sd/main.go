@@ -85,7 +85,12 @@ func newLogger(c config.Log) (*slog.Logger, error) {
 func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logger) error {
 	logger.Info("Starting ecs-sd", "version", version.Info(), "build_context", version.BuildContext())
 	reg := newRegistry()
-	awsCfg, err := awsclient.Load(ctx, awsclient.Options{Region: cfg.AWS.Region, EndpointURL: cfg.AWS.EndpointURL}, awsclient.NewMetrics(reg))
+	awsCfg, err := awsclient.Load(ctx, awsclient.Options{
+		Region:         cfg.AWS.Region,
+		EndpointURL:    cfg.AWS.EndpointURL,
+		AttemptTimeout: time.Duration(cfg.AWS.AttemptTimeout),
+		CallTimeout:    time.Duration(cfg.AWS.CallTimeout),
+	}, awsclient.NewMetrics(reg))
 	if err != nil {
 		return configError{err}
 	}

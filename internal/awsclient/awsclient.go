@@ -1,15 +1,23 @@
 // Package awsclient is the one place where ecs-sd builds its AWS configuration: region, endpoint
-// override, retries, and the API-call metrics that every client reports.
+// override, retries, deadlines, and the API-call metrics that every client reports.
+//
+// Every call has two deadlines. An attempt (connect, send, read the answer) is bounded by the HTTP
+// client's timeout: an attempt that gets no answer in time is abandoned and retried like a
+// connection error. The whole call (every attempt and the back-off between them) is bounded by
+// a context deadline set by a middleware that runs before the retries. So a hung endpoint costs a
+// call at most its call timeout, never more.
 package awsclient
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -27,6 +35,12 @@ type Options struct {
 	EndpointURL string
 	// MaxAttempts bounds the SDK's retries with back-off (throttling included); 0 means 5.
 	MaxAttempts int
+	// AttemptTimeout bounds one attempt of a call: connecting, sending the request and reading
+	// the answer. An attempt that runs out of time is retried. 0: no bound.
+	AttemptTimeout time.Duration
+	// CallTimeout bounds a whole call: every attempt and the back-off between them. A call that
+	// runs out of time fails with a *TimeoutError. 0: no bound.
+	CallTimeout time.Duration
 }
 
 // Load builds an aws.Config from the default chain, with opts applied and every call counted in m
@@ -36,7 +50,14 @@ func Load(ctx context.Context, opts Options, m *Metrics) (aws.Config, error) {
 	if maxAttempts <= 0 {
 		maxAttempts = 5
 	}
+	// The SDK's own buildable client, not a plain http.Client: the SDK adds AWS_CA_BUNDLE's
+	// certificates to it, which it cannot do to a client it did not build.
+	httpClient := awshttp.NewBuildableClient()
+	if opts.AttemptTimeout > 0 {
+		httpClient = httpClient.WithTimeout(opts.AttemptTimeout)
+	}
 	loadOpts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
@@ -59,10 +80,48 @@ func Load(ctx context.Context, opts Options, m *Metrics) (aws.Config, error) {
 	if cfg.Region == "" {
 		return aws.Config{}, errors.New("no aws region: set AWS_REGION or --aws.region")
 	}
-	if m != nil {
-		cfg.APIOptions = append(cfg.APIOptions, m.addMiddleware)
-	}
+	cfg.APIOptions = append(cfg.APIOptions, callMiddleware(opts.CallTimeout, m))
 	return cfg, nil
+}
+
+// TimeoutError is a call that ran out of its call timeout, retries included.
+type TimeoutError struct {
+	Limit time.Duration // the call timeout
+	Err   error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the call timeout of %s: %v", e.Limit, e.Err)
+}
+
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true: the error is a timeout, as net.Error has it.
+func (e *TimeoutError) Timeout() bool { return true }
+
+// callMiddleware wraps every call once, after the SDK has named its service and operation and
+// before the request is built, signed and sent (with retries): it bounds the call, retries
+// included, by timeout (when above 0), and counts it, with its retries, in m (when not nil).
+func callMiddleware(timeout time.Duration, m *Metrics) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDCall",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				callCtx := ctx
+				if timeout > 0 {
+					var cancel context.CancelFunc
+					callCtx, cancel = context.WithTimeout(ctx, timeout)
+					defer cancel()
+				}
+				out, md, err := next.HandleInitialize(callCtx, in)
+				if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+					err = &TimeoutError{Limit: timeout, Err: err}
+				}
+				if m != nil {
+					m.observe(ctx, md, err)
+				}
+				return out, md, err
+			}), middleware.After)
+	}
 }
 
 // DisableHostPrefix is a client API option that stops the SDK from prefixing the endpoint host

@@ -3,6 +3,7 @@ package awsclient
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -11,48 +12,95 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the AWS API call metrics. A middleware on every client that Load's configuration
-// builds counts each call once, whichever source or job makes it.
+// Metrics are the AWS API call metrics. The first middleware of every client that Load's
+// configuration builds counts each call once, whichever source or job makes it, and each of its
+// retries.
 type Metrics struct {
-	calls *prometheus.CounterVec
+	calls   *prometheus.CounterVec
+	retries *prometheus.CounterVec
 }
 
-// NewMetrics creates the API-call counter and registers it with reg (when not nil).
+// NewMetrics creates the API-call counters and registers them with reg (when not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecs_sd_aws_api_calls_total",
-		Help: "AWS API operations called (after retries), by service, operation and outcome (success, error, throttled).",
-	}, []string{"service", "operation", "outcome"})}
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_aws_api_calls_total",
+			Help: "AWS API operations called (after retries), by service, operation and outcome (success, error, throttled, timeout).",
+		}, []string{"service", "operation", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecs_sd_aws_api_retries_total",
+			Help: "Failed attempts of AWS API calls that were retried, by service, operation and error code (the AWS error code, or timeout, connection, http_<status>).",
+		}, []string{"service", "operation", "code"}),
+	}
 	if reg != nil {
-		reg.MustRegister(m.calls)
+		reg.MustRegister(m.calls, m.retries)
 	}
 	return m
 }
 
-// Calls returns the counter, for tests and benchmarks that count calls per operation.
+// Calls returns the call counter, for tests and benchmarks that count calls per operation.
 func (m *Metrics) Calls() *prometheus.CounterVec { return m.calls }
 
-// addMiddleware counts every call once, after the SDK's retries, by service, operation and outcome.
-func (m *Metrics) addMiddleware(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDAPICallMetrics",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			out, md, err := next.HandleInitialize(ctx, in)
-			m.calls.WithLabelValues(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), Outcome(err)).Inc()
-			return out, md, err
-		}), middleware.After)
+// Retries returns the retry counter.
+func (m *Metrics) Retries() *prometheus.CounterVec { return m.retries }
+
+// observe counts a finished call by outcome, and every attempt of it that the SDK retried by its
+// error code. The call's metadata holds the result of each attempt.
+func (m *Metrics) observe(ctx context.Context, md middleware.Metadata, err error) {
+	service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+	m.calls.WithLabelValues(service, op, Outcome(err)).Inc()
+	attempts, _ := retry.GetAttemptResults(md)
+	for _, a := range attempts.Results {
+		if a.Retried {
+			m.retries.WithLabelValues(service, op, ErrorCode(a.Err)).Inc()
+		}
+	}
 }
 
-// Outcome classifies an API error for metrics: "success", "throttled" or "error".
+// Outcome classifies an API error for metrics: "success", "throttled", "timeout" (the call or
+// its last attempt ran out of time) or "error".
 func Outcome(err error) string {
-	if err == nil {
+	switch {
+	case err == nil:
 		return "success"
-	}
-	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
+	case isThrottle(err):
 		return "throttled"
-	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ThrottlingException" {
-		return "throttled"
+	case isTimeout(err):
+		return "timeout"
 	}
 	return "error"
+}
+
+// ErrorCode names what went wrong in an AWS API error, for metrics: the AWS error code when AWS
+// sent one (ThrottlingException, AccessDeniedException, ...); else "timeout" (no answer in time),
+// "http_<status>" (an answer that is no AWS error, a proxy's HTML page say), or "connection"
+// (refused, reset, closed).
+func ErrorCode(err error) string {
+	var apiErr smithy.APIError
+	var status interface{ HTTPStatusCode() int }
+	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode() != "":
+		return apiErr.ErrorCode()
+	case isTimeout(err):
+		return "timeout"
+	case errors.As(err, &status) && status.HTTPStatusCode() != 0:
+		return "http_" + strconv.Itoa(status.HTTPStatusCode())
+	}
+	return "connection"
+}
+
+func isThrottle(err error) bool {
+	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
+		return true
+	}
+	// ECS's throttling error has no modelled type: its code is all there is.
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ThrottlingException"
+}
+
+// isTimeout reports a call or attempt that ran out of time: a *TimeoutError, an HTTP client
+// timeout, or a context deadline.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
 }

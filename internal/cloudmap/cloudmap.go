@@ -5,6 +5,12 @@
 // one or two targets (see buildTargets). Failures never cost good data: a namespace or service
 // whose calls fail keeps the targets it had at its last successful discovery.
 //
+// Namespaces are discovered in parallel, and the calls about their services share one bound
+// (Options.Concurrency): a call that hangs holds one slot until the AWS client's call timeout
+// ends it, and costs only its own service's freshness; every other namespace and service is
+// discovered meanwhile, and Progress tells the loop about each as soon as it is done, so that a
+// change elsewhere does not wait for the hung call.
+//
 // Calls per cycle, for N namespaces and S services: one ListNamespaces page per 100 namespaces,
 // one ListServices page per 100 services per namespace, and per service one DiscoverInstances
 // call (services of up to 1 000 instances) or one ListInstances page per 100 instances (larger
@@ -27,6 +33,7 @@ import (
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
@@ -74,7 +81,8 @@ type Options struct {
 	IncludeUnhealthy bool
 	// TagsRefreshInterval is how long a service's tags are reused before they are read again.
 	TagsRefreshInterval time.Duration
-	// Concurrency caps the calls in flight (default 8).
+	// Concurrency caps the Cloud Map calls in flight about namespaces and services, across every
+	// namespace (default 8).
 	Concurrency int
 	Logger      *slog.Logger
 	// Metrics are the metrics every source shares; Registerer receives the source's own.
@@ -86,8 +94,10 @@ type Options struct {
 
 // Source is the Cloud Map source.
 type Source struct {
-	api  API
-	opts Options
+	api   API
+	opts  Options
+	slots chan struct{}      // one per call in flight: Concurrency
+	gets  singleflight.Group // GetService calls in flight, by service id
 
 	mu          sync.Mutex
 	lastEntries []string
@@ -95,6 +105,7 @@ type Source struct {
 	nsServices  map[string][]string    // namespace id -> service ids at its last good listing
 	services    map[string]*serviceState
 	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
+	discovering []namespace     // the namespaces of the discovery that runs, once resolved
 
 	*metrics
 }
@@ -120,6 +131,7 @@ func New(api API, opts Options) *Source {
 	return &Source{
 		api:        api,
 		opts:       opts,
+		slots:      make(chan struct{}, opts.Concurrency),
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
@@ -151,20 +163,65 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 
 	resolved, err := s.resolve(ctx, entries)
 	errs = append(errs, err)
+	s.mu.Lock()
+	s.discovering = resolved
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.discovering = nil
+		s.mu.Unlock()
+	}()
 
+	// Every namespace at once: their calls take the source's slots, so they are bounded all the
+	// same, and a namespace waiting on a slow call holds no slot.
+	nsErrs := make([]error, len(resolved))
+	var wg sync.WaitGroup
+	for i, ns := range resolved {
+		wg.Go(func() { nsErrs[i] = s.discoverNamespace(ctx, ns) })
+	}
+	wg.Wait()
+	errs = append(errs, nsErrs...)
+
+	out, counts := s.held(resolved)
 	s.targetsGauge.Reset()
-	var out []*targets.Group
-	for _, ns := range resolved {
-		groups, err := s.discoverNamespace(ctx, ns)
-		errs = append(errs, err)
-		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(groups)))
-		out = append(out, groups...)
+	for i, ns := range resolved {
+		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(counts[i]))
 	}
 	s.forgetOthers(resolved)
-	if out == nil {
-		out = []*targets.Group{}
-	}
 	return out, errors.Join(errs...)
+}
+
+// Progress implements refresh.Progressive: once the running discovery has resolved its
+// namespaces, the targets of their services, those it has discovered already and the last good
+// targets of the others (what Discover would return if it ended now).
+func (s *Source) Progress() ([]*targets.Group, bool) {
+	s.mu.Lock()
+	namespaces := s.discovering
+	s.mu.Unlock()
+	if namespaces == nil {
+		return nil, false
+	}
+	groups, _ := s.held(namespaces)
+	return groups, true
+}
+
+// held returns the targets the source holds for namespaces: the last good targets of each one's
+// services (fresh for those discovered in this cycle), in the order of namespaces and then of
+// service ids, and how many each namespace has.
+func (s *Source) held(namespaces []namespace) ([]*targets.Group, []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*targets.Group{}
+	counts := make([]int, len(namespaces))
+	for i, ns := range namespaces {
+		for _, id := range s.nsServices[ns.ID] {
+			if st := s.services[id]; st != nil {
+				out = append(out, st.groups...)
+				counts[i] += len(st.groups)
+			}
+		}
+	}
+	return out, counts
 }
 
 // forgetOthers drops the state of namespaces that are no longer discovered.
@@ -285,45 +342,24 @@ func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 	return out, nil
 }
 
-// discoverNamespace returns the targets of every service of ns. A service that fails keeps its
-// last good targets; when the services cannot be listed, every service the namespace had keeps
-// its targets.
-func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
-	summaries, err := s.listServices(ctx, ns)
+// discoverNamespace discovers every service of ns, each of which keeps its last good targets when
+// its calls fail; when the services cannot be listed, every service the namespace had keeps its
+// targets.
+func (s *Source) discoverNamespace(ctx context.Context, ns namespace) error {
+	var summaries []types.ServiceSummary
+	var err error
+	s.withSlot(ctx, func() { summaries, err = s.listServices(ctx, ns) })
 	if err != nil {
-		err = s.failed(opListServices, namespaceResource(ns), err)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		var out []*targets.Group
-		for _, id := range s.nsServices[ns.ID] {
-			if st := s.services[id]; st != nil {
-				out = append(out, st.groups...)
-			}
-		}
-		return out, err
+		return s.failed(opListServices, namespaceResource(ns), err)
 	}
 	ids, getErr := s.inNamespace(ctx, ns, summaries)
 
-	results := make([][]*targets.Group, len(ids))
 	errs := make([]error, len(ids))
-	sem := make(chan struct{}, s.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i], errs[i] = s.discoverService(ctx, ns, id)
-		})
-	}
-	wg.Wait()
-	var out []*targets.Group
-	for _, r := range results {
-		out = append(out, r...)
-	}
+	s.forEach(ctx, len(ids), func(i int) { errs[i] = s.discoverService(ctx, ns, ids[i]) })
 	if err := errors.Join(append(errs, getErr)...); err != nil {
-		return out, fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err)
+		return fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // listServices lists the services that Cloud Map returns for the namespace filter of ns, every
@@ -349,19 +385,30 @@ func (s *Source) listServices(ctx context.Context, ns namespace) ([]types.Servic
 // services of ns that are gone. Services whose namespace could not be read (new ones only: the
 // namespace of a known service is cached) are left out, with an error, to be retried next cycle.
 func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []types.ServiceSummary) ([]string, error) {
-	var (
-		ids  []string
-		errs []error
-	)
-	for _, sum := range summaries {
-		id := aws.ToString(sum.Id)
-		nsID, err := s.serviceNamespace(ctx, sum)
-		if err != nil {
-			errs = append(errs, s.failed(opGetService, serviceResource(aws.ToString(sum.Name), id), err, "namespace", ns.Name))
-			continue
+	nsIDs := make([]string, len(summaries))
+	errs := make([]error, len(summaries))
+	var unknown []int // services whose namespace is not cached
+	s.mu.Lock()
+	for i, sum := range summaries {
+		if st, ok := s.services[aws.ToString(sum.Id)]; ok {
+			nsIDs[i] = st.namespaceID
+		} else {
+			unknown = append(unknown, i)
 		}
-		if nsID == ns.ID {
-			ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	s.forEach(ctx, len(unknown), func(j int) {
+		i := unknown[j]
+		sum := summaries[i]
+		var err error
+		if nsIDs[i], err = s.serviceNamespace(ctx, sum); err != nil {
+			errs[i] = s.failed(opGetService, serviceResource(aws.ToString(sum.Name), aws.ToString(sum.Id)), err, "namespace", ns.Name)
+		}
+	})
+	var ids []string
+	for i, sum := range summaries {
+		if errs[i] == nil && nsIDs[i] == ns.ID {
+			ids = append(ids, aws.ToString(sum.Id))
 		}
 	}
 	sort.Strings(ids)
@@ -376,32 +423,81 @@ func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []type
 	return ids, errors.Join(errs...)
 }
 
+// serviceNamespace reads the namespace id of a listed service whose namespace is not cached, with
+// GetService, once, also when several namespaces list the service at once (where the namespace
+// filter is not applied, each namespace asks about every service).
 func (s *Source) serviceNamespace(ctx context.Context, sum types.ServiceSummary) (string, error) {
 	id := aws.ToString(sum.Id)
-	s.mu.Lock()
-	st, ok := s.services[id]
-	s.mu.Unlock()
-	if ok {
+	v, err, _ := s.gets.Do(id, func() (any, error) {
+		s.mu.Lock()
+		st, ok := s.services[id] // read by a call that has just ended
+		s.mu.Unlock()
+		if ok {
+			return st.namespaceID, nil
+		}
+		out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+		if err != nil {
+			return "", err
+		}
+		st = &serviceState{
+			namespaceID: aws.ToString(out.Service.NamespaceId),
+			name:        aws.ToString(sum.Name),
+			arn:         aws.ToString(sum.Arn),
+			healthCheck: out.Service.HealthCheckConfig != nil || out.Service.HealthCheckCustomConfig != nil,
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.services[id] = st
 		return st.namespaceID, nil
-	}
-	out, err := s.api.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+	})
 	if err != nil {
 		return "", err
 	}
-	st = &serviceState{
-		namespaceID: aws.ToString(out.Service.NamespaceId),
-		name:        aws.ToString(sum.Name),
-		arn:         aws.ToString(sum.Arn),
-		healthCheck: out.Service.HealthCheckConfig != nil || out.Service.HealthCheckCustomConfig != nil,
-	}
-	s.mu.Lock()
-	s.services[id] = st
-	s.mu.Unlock()
-	return st.namespaceID, nil
+	return v.(string), nil
 }
 
-// discoverService returns the targets of one service, or its last good targets and an error.
-func (s *Source) discoverService(ctx context.Context, ns namespace, id string) ([]*targets.Group, error) {
+// withSlot runs fn holding one of the source's call slots. When ctx ends before a slot is free,
+// fn runs without one: its calls then fail at once on ctx, and what they were about keeps its
+// last targets.
+func (s *Source) withSlot(ctx context.Context, fn func()) {
+	if s.acquire(ctx) {
+		defer s.release()
+	}
+	fn()
+}
+
+// forEach runs fn(0) ... fn(n-1), each in a goroutine holding a call slot (see withSlot), and
+// returns when all are done. Goroutines start only as slots become free, so at most Concurrency
+// run at once across the whole source.
+func (s *Source) forEach(ctx context.Context, n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		held := s.acquire(ctx)
+		wg.Go(func() {
+			if held {
+				defer s.release()
+			}
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// acquire takes a call slot, or returns false when ctx ends first.
+func (s *Source) acquire(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Source) release() { <-s.slots }
+
+// discoverService discovers the targets of one service; when that fails the service keeps its
+// last good targets, and the error is returned.
+func (s *Source) discoverService(ctx context.Context, ns namespace, id string) error {
 	s.mu.Lock()
 	st := s.services[id]
 	name, arn, healthCheck := st.name, st.arn, st.healthCheck
@@ -409,24 +505,18 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	ambiguous := s.nsAmbiguous[ns.HTTPName]
 	s.mu.Unlock()
 
-	keepLast := func(err error) ([]*targets.Group, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return st.groups, err
-	}
-
 	now := s.opts.now()
 	if tags == nil || now.Sub(tagsRead) >= s.opts.TagsRefreshInterval {
 		t, err := s.readTags(ctx, arn)
 		if err != nil {
-			return keepLast(s.failed(opListTagsForResource, serviceResource(name, id), err, "namespace", ns.Name))
+			return s.failed(opListTagsForResource, serviceResource(name, id), err, "namespace", ns.Name)
 		}
 		tags, tagsRead = t, now
 	}
 
 	insts, err := s.instances(ctx, ns, name, id, ambiguous, healthCheck)
 	if err != nil {
-		return keepLast(err)
+		return err
 	}
 
 	svc := service{ID: id, Name: name, ARN: arn, Tags: tags}
@@ -462,7 +552,7 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	st.tags, st.tagsRead = tags, tagsRead
 	st.groups = groups
 	s.mu.Unlock()
-	return groups, nil
+	return nil
 }
 
 func portFrom(d defaults) string {

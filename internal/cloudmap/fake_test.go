@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 )
 
 // fakeAPI is a small in-memory Cloud Map that pages like AWS (100 per page unless MaxResults
@@ -27,6 +29,7 @@ type fakeAPI struct {
 	instances           map[string][]types.InstanceSummary // service id -> instances
 	health              map[string]map[string]types.HealthStatus
 	fail                map[string]error // "Operation" or "Operation/key" -> error
+	holds               *hold.Calls      // by "Operation/key"
 	calls               map[string]int
 }
 
@@ -37,7 +40,8 @@ type fakeService struct {
 }
 
 func newFakeAPI() *fakeAPI {
-	return &fakeAPI{instances: map[string][]types.InstanceSummary{}, health: map[string]map[string]types.HealthStatus{}, fail: map[string]error{}, calls: map[string]int{}}
+	return &fakeAPI{instances: map[string][]types.InstanceSummary{}, health: map[string]map[string]types.HealthStatus{},
+		fail: map[string]error{}, holds: hold.New(), calls: map[string]int{}}
 }
 
 func (f *fakeAPI) addNamespace(id, name string, typ types.NamespaceType) {
@@ -96,15 +100,20 @@ func (f *fakeAPI) resetCalls() {
 	f.calls = map[string]int{}
 }
 
-// enter counts a call and returns the injected error for op or op/key.
-func (f *fakeAPI) enter(op, key string) error {
+// enter counts a call, holds it when told to (holds), and returns the injected error for op or
+// op/key.
+func (f *fakeAPI) enter(ctx context.Context, op, key string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls[op]++
-	if err := f.fail[op]; err != nil {
-		return err
+	err := f.fail[op]
+	if err == nil {
+		err = f.fail[op+"/"+key]
 	}
-	return f.fail[op+"/"+key]
+	f.mu.Unlock()
+	if held := f.holds.Wait(ctx, op+"/"+key); held != nil {
+		return held
+	}
+	return err
 }
 
 func page[T any](items []T, token *string, maxResults *int32) ([]T, *string) {
@@ -123,8 +132,8 @@ func page[T any](items []T, token *string, maxResults *int32) ([]T, *string) {
 	return items[start:end], nil
 }
 
-func (f *fakeAPI) ListNamespaces(_ context.Context, in *sd.ListNamespacesInput, _ ...func(*sd.Options)) (*sd.ListNamespacesOutput, error) {
-	if err := f.enter("ListNamespaces", ""); err != nil {
+func (f *fakeAPI) ListNamespaces(ctx context.Context, in *sd.ListNamespacesInput, _ ...func(*sd.Options)) (*sd.ListNamespacesOutput, error) {
+	if err := f.enter(ctx, "ListNamespaces", ""); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -133,9 +142,9 @@ func (f *fakeAPI) ListNamespaces(_ context.Context, in *sd.ListNamespacesInput, 
 	return &sd.ListNamespacesOutput{Namespaces: items, NextToken: next}, nil
 }
 
-func (f *fakeAPI) ListServices(_ context.Context, in *sd.ListServicesInput, _ ...func(*sd.Options)) (*sd.ListServicesOutput, error) {
+func (f *fakeAPI) ListServices(ctx context.Context, in *sd.ListServicesInput, _ ...func(*sd.Options)) (*sd.ListServicesOutput, error) {
 	nsID := in.Filters[0].Values[0]
-	if err := f.enter("ListServices", nsID); err != nil {
+	if err := f.enter(ctx, "ListServices", nsID); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -161,8 +170,8 @@ func (f *fakeAPI) service(id string) (fakeService, error) {
 	return fakeService{}, &types.ServiceNotFound{Message: aws.String("service " + id)}
 }
 
-func (f *fakeAPI) GetService(_ context.Context, in *sd.GetServiceInput, _ ...func(*sd.Options)) (*sd.GetServiceOutput, error) {
-	if err := f.enter("GetService", *in.Id); err != nil {
+func (f *fakeAPI) GetService(ctx context.Context, in *sd.GetServiceInput, _ ...func(*sd.Options)) (*sd.GetServiceOutput, error) {
+	if err := f.enter(ctx, "GetService", *in.Id); err != nil {
 		return nil, err
 	}
 	s, err := f.service(*in.Id)
@@ -176,9 +185,9 @@ func (f *fakeAPI) GetService(_ context.Context, in *sd.GetServiceInput, _ ...fun
 	return &sd.GetServiceOutput{Service: out}, nil
 }
 
-func (f *fakeAPI) ListTagsForResource(_ context.Context, in *sd.ListTagsForResourceInput, _ ...func(*sd.Options)) (*sd.ListTagsForResourceOutput, error) {
+func (f *fakeAPI) ListTagsForResource(ctx context.Context, in *sd.ListTagsForResourceInput, _ ...func(*sd.Options)) (*sd.ListTagsForResourceOutput, error) {
 	id := (*in.ResourceARN)[len("arn:aws:servicediscovery:us-east-1:123456789012:service/"):]
-	if err := f.enter("ListTagsForResource", id); err != nil {
+	if err := f.enter(ctx, "ListTagsForResource", id); err != nil {
 		return nil, err
 	}
 	s, err := f.service(id)
@@ -212,12 +221,12 @@ func (f *fakeAPI) serviceByName(nsName, name string) (fakeService, error) {
 	return fakeService{}, &types.ServiceNotFound{Message: aws.String(name)}
 }
 
-func (f *fakeAPI) DiscoverInstances(_ context.Context, in *sd.DiscoverInstancesInput, _ ...func(*sd.Options)) (*sd.DiscoverInstancesOutput, error) {
+func (f *fakeAPI) DiscoverInstances(ctx context.Context, in *sd.DiscoverInstancesInput, _ ...func(*sd.Options)) (*sd.DiscoverInstancesOutput, error) {
 	s, err := f.serviceByName(*in.NamespaceName, *in.ServiceName)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.enter("DiscoverInstances", s.id); err != nil {
+	if err := f.enter(ctx, "DiscoverInstances", s.id); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -232,8 +241,8 @@ func (f *fakeAPI) DiscoverInstances(_ context.Context, in *sd.DiscoverInstancesI
 	return &sd.DiscoverInstancesOutput{Instances: out}, nil
 }
 
-func (f *fakeAPI) ListInstances(_ context.Context, in *sd.ListInstancesInput, _ ...func(*sd.Options)) (*sd.ListInstancesOutput, error) {
-	if err := f.enter("ListInstances", *in.ServiceId); err != nil {
+func (f *fakeAPI) ListInstances(ctx context.Context, in *sd.ListInstancesInput, _ ...func(*sd.Options)) (*sd.ListInstancesOutput, error) {
+	if err := f.enter(ctx, "ListInstances", *in.ServiceId); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -242,8 +251,8 @@ func (f *fakeAPI) ListInstances(_ context.Context, in *sd.ListInstancesInput, _ 
 	return &sd.ListInstancesOutput{Instances: items, NextToken: next}, nil
 }
 
-func (f *fakeAPI) GetInstancesHealthStatus(_ context.Context, in *sd.GetInstancesHealthStatusInput, _ ...func(*sd.Options)) (*sd.GetInstancesHealthStatusOutput, error) {
-	if err := f.enter("GetInstancesHealthStatus", *in.ServiceId); err != nil {
+func (f *fakeAPI) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstancesHealthStatusInput, _ ...func(*sd.Options)) (*sd.GetInstancesHealthStatusOutput, error) {
+	if err := f.enter(ctx, "GetInstancesHealthStatus", *in.ServiceId); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()

@@ -42,10 +42,15 @@ type Log struct {
 	Format string `yaml:"format"` // logfmt or json
 }
 
-// AWS selects region and endpoint; empty values use the SDK's default chain.
+// AWS selects region and endpoint (empty values use the SDK's default chain) and bounds every
+// AWS call: AttemptTimeout one attempt (connect, send, read the answer), after which the attempt
+// is retried; CallTimeout the whole call with its retries and back-off, after which it fails and
+// the discovery keeps the last targets of what it was about.
 type AWS struct {
-	Region      string `yaml:"region"`
-	EndpointURL string `yaml:"endpoint_url"`
+	Region         string         `yaml:"region"`
+	EndpointURL    string         `yaml:"endpoint_url"`
+	AttemptTimeout model.Duration `yaml:"attempt_timeout"`
+	CallTimeout    model.Duration `yaml:"call_timeout"`
 }
 
 // Output configures the file_sd file and the http_sd endpoint.
@@ -70,6 +75,9 @@ type CloudMap struct {
 	NamespacesParameter string         `yaml:"namespaces_parameter"`
 	IncludeUnhealthy    bool           `yaml:"include_unhealthy"`
 	TagsRefreshInterval model.Duration `yaml:"tags_refresh_interval"`
+	// Concurrency is the most Cloud Map calls in flight: namespaces and services are discovered
+	// in parallel up to it.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Events configures event mode: the SQS queue to which EventBridge rules deliver ECS task state
@@ -113,17 +121,26 @@ const (
 	MaxCoalesce = 5 * time.Second
 )
 
+// Bounds of the AWS call timeouts: below the least, AWS cannot answer; above the most, a hung
+// call would hold discovery for longer than any refresh interval is worth.
+const (
+	minCallTimeout = 100 * time.Millisecond
+	maxCallTimeout = 10 * time.Minute
+)
+
 // Default returns the built-in defaults (the seed's).
 func Default() Config {
 	return Config{
 		RefreshInterval: model.Duration(defaultRefreshIntervalSec * time.Second),
 		Log:             Log{Level: "info", Format: "logfmt"},
+		AWS:             AWS{AttemptTimeout: model.Duration(5 * time.Second), CallTimeout: model.Duration(10 * time.Second)},
 		Output:          Output{Dir: "/etc/config", FileName: "ecs-services.json", FileSD: true, HTTPSD: true},
 		Web:             Web{ListenAddresses: []string{":9001"}, TargetsPath: "/prometheus-targets"},
 		CloudMap: CloudMap{
 			Enabled:             true,
 			NamespacesParameter: defaultNamespacesParam,
 			TagsRefreshInterval: model.Duration(5 * time.Minute),
+			Concurrency:         8,
 		},
 		ECS:              ecs.DefaultConfig(),
 		Events:           Events{Coalesce: model.Duration(events.DefaultCoalesce)},
@@ -208,6 +225,9 @@ func (c *Config) Validate() error {
 		if len(c.CloudMap.Namespaces) == 0 && c.CloudMap.NamespacesParameter == "" {
 			errs = append(errs, errors.New("cloudmap: neither namespaces nor a namespaces parameter is set"))
 		}
+		if c.CloudMap.Concurrency < 1 {
+			errs = append(errs, fmt.Errorf("cloudmap concurrency %d: must be at least 1", c.CloudMap.Concurrency))
+		}
 	}
 	if c.PrometheusConfig.Enabled {
 		if c.PrometheusConfig.Parameter == "" {
@@ -230,6 +250,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("aws endpoint url %q: must be an absolute URL", c.AWS.EndpointURL))
 		}
 	}
+	errs = append(errs, c.AWS.validateTimeouts())
 	if c.ECS.Enabled() {
 		errs = append(errs, c.ECS.Validate())
 	}
@@ -307,4 +328,22 @@ func checkQueueURL(u, region string) error {
 		}
 	}
 	return nil
+}
+
+// validateTimeouts checks the AWS call timeouts: each within its bounds, and an attempt no longer
+// than the call it is part of.
+func (a AWS) validateTimeouts() error {
+	var errs []error
+	for _, d := range []struct {
+		name  string
+		value model.Duration
+	}{{"attempt", a.AttemptTimeout}, {"call", a.CallTimeout}} {
+		if v := time.Duration(d.value); v < minCallTimeout || v > maxCallTimeout {
+			errs = append(errs, fmt.Errorf("aws %s timeout %s: must be between %s and %s", d.name, d.value, model.Duration(minCallTimeout), model.Duration(maxCallTimeout)))
+		}
+	}
+	if len(errs) == 0 && a.AttemptTimeout > a.CallTimeout {
+		errs = append(errs, fmt.Errorf("aws attempt timeout %s: must not exceed the call timeout %s", a.AttemptTimeout, a.CallTimeout))
+	}
+	return errors.Join(errs...)
 }

@@ -233,3 +233,37 @@ func TestEventsCoalesceIsBounded(t *testing.T) {
 		require.EqualError(t, c.Validate(), want)
 	}
 }
+
+func TestAWSTimeouts(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	require.NoError(t, c.Validate())
+	require.Equal(t, model.Duration(5*time.Second), c.AWS.AttemptTimeout)
+	require.Equal(t, model.Duration(10*time.Second), c.AWS.CallTimeout)
+	require.Equal(t, 8, c.CloudMap.Concurrency)
+
+	cases := []struct {
+		attempt, call time.Duration
+		concurrency   int
+		want          string
+	}{
+		{attempt: 0, call: time.Second, concurrency: 1, want: "aws attempt timeout 0s: must be between 100ms and 10m"},
+		{attempt: time.Second, call: time.Hour, concurrency: 1, want: "aws call timeout 1h: must be between 100ms and 10m"},
+		{attempt: 3 * time.Second, call: 2 * time.Second, concurrency: 1, want: "aws attempt timeout 3s: must not exceed the call timeout 2s"},
+		{attempt: time.Second, call: 2 * time.Second, concurrency: 0, want: "cloudmap concurrency 0: must be at least 1"},
+	}
+	for _, tc := range cases {
+		c := Default()
+		c.AWS.AttemptTimeout, c.AWS.CallTimeout = model.Duration(tc.attempt), model.Duration(tc.call)
+		c.CloudMap.Concurrency = tc.concurrency
+		require.EqualError(t, c.Validate(), tc.want)
+	}
+
+	path := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(path, []byte("aws: {attempt_timeout: 2s, call_timeout: 3s}\ncloudmap: {concurrency: 16}\n"), 0o600))
+	c = Default()
+	require.NoError(t, c.LoadFile(path))
+	require.NoError(t, c.Validate())
+	require.Equal(t, AWS{AttemptTimeout: model.Duration(2 * time.Second), CallTimeout: model.Duration(3 * time.Second)}, c.AWS)
+	require.Equal(t, 16, c.CloudMap.Concurrency)
+}

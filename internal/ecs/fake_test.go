@@ -15,6 +15,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	awstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/hold"
 )
 
 const (
@@ -38,6 +40,7 @@ type fakeAWS struct {
 	services    map[string]awstypes.Service // "cluster/name" -> service
 	nextPort    map[string]int32            // container-instance ARN -> next dynamic host port
 	fail        map[string]error            // "Operation" or "Operation/key" -> error
+	holds       *hold.Calls                 // by "Operation/key"
 	calls       map[string]int
 	looseTasks  bool            // DescribeTasks also answers with tasks not asked for (moto)
 	vanished    map[string]bool // task ARNs ListTasks still lists but DescribeTasks answers MISSING for
@@ -56,7 +59,7 @@ func newFakeAWS() *fakeAWS {
 	return &fakeAWS{
 		tasks: map[string][]*awstypes.Task{}, taskDefs: map[string]awstypes.TaskDefinition{}, ciEC2: map[string]string{},
 		instances: map[string]ec2types.Instance{}, services: map[string]awstypes.Service{}, nextPort: map[string]int32{},
-		fail: map[string]error{}, calls: map[string]int{}, vanished: map[string]bool{},
+		fail: map[string]error{}, holds: hold.New(), calls: map[string]int{}, vanished: map[string]bool{},
 	}
 }
 
@@ -227,8 +230,9 @@ func (f *fakeAWS) resetCalls() {
 	f.calls = map[string]int{}
 }
 
-// enter counts a call, waits the delay and returns the injected error for op or op/key.
-func (f *fakeAWS) enter(op, key string) error {
+// enter counts a call, waits the delay (or holds the call when told to: holds) and returns the
+// injected error for op or op/key.
+func (f *fakeAWS) enter(ctx context.Context, op, key string) error {
 	f.mu.Lock()
 	f.calls[op]++
 	f.inFlight++
@@ -239,10 +243,15 @@ func (f *fakeAWS) enter(op, key string) error {
 		err = f.fail[op+"/"+key]
 	}
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if held := f.holds.Wait(ctx, op+"/"+key); held != nil {
+		return held
+	}
 	time.Sleep(delay)
-	f.mu.Lock()
-	f.inFlight--
-	f.mu.Unlock()
 	return err
 }
 
@@ -284,8 +293,8 @@ func (f *fakeAWS) cluster(nameOrARN string) (fakeCluster, bool) {
 	return fakeCluster{}, false
 }
 
-func (f *fakeAWS) ListClusters(_ context.Context, in *awsecs.ListClustersInput, _ ...func(*awsecs.Options)) (*awsecs.ListClustersOutput, error) {
-	if err := f.enter(opListClusters, ""); err != nil {
+func (f *fakeAWS) ListClusters(ctx context.Context, in *awsecs.ListClustersInput, _ ...func(*awsecs.Options)) (*awsecs.ListClustersOutput, error) {
+	if err := f.enter(ctx, opListClusters, ""); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -298,8 +307,8 @@ func (f *fakeAWS) ListClusters(_ context.Context, in *awsecs.ListClustersInput, 
 	return &awsecs.ListClustersOutput{ClusterArns: items, NextToken: next}, nil
 }
 
-func (f *fakeAWS) DescribeClusters(_ context.Context, in *awsecs.DescribeClustersInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeClustersOutput, error) {
-	if err := f.enter(opDescribeClusters, ""); err != nil {
+func (f *fakeAWS) DescribeClusters(ctx context.Context, in *awsecs.DescribeClustersInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeClustersOutput, error) {
+	if err := f.enter(ctx, opDescribeClusters, ""); err != nil {
 		return nil, err
 	}
 	if err := tooMany("clusters", len(in.Clusters), describeClustersMax); err != nil {
@@ -323,11 +332,11 @@ func (f *fakeAWS) DescribeClusters(_ context.Context, in *awsecs.DescribeCluster
 	return out, nil
 }
 
-func (f *fakeAWS) ListTasks(_ context.Context, in *awsecs.ListTasksInput, _ ...func(*awsecs.Options)) (*awsecs.ListTasksOutput, error) {
+func (f *fakeAWS) ListTasks(ctx context.Context, in *awsecs.ListTasksInput, _ ...func(*awsecs.Options)) (*awsecs.ListTasksOutput, error) {
 	f.mu.Lock()
 	c, ok := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opListTasks, c.name); err != nil {
+	if err := f.enter(ctx, opListTasks, c.name); err != nil {
 		return nil, err
 	}
 	if !ok {
@@ -355,11 +364,11 @@ func (f *fakeAWS) ListTasks(_ context.Context, in *awsecs.ListTasksInput, _ ...f
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTasksOutput, error) {
+func (f *fakeAWS) DescribeTasks(ctx context.Context, in *awsecs.DescribeTasksInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTasksOutput, error) {
 	f.mu.Lock()
 	c, _ := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opDescribeTasks, c.name); err != nil {
+	if err := f.enter(ctx, opDescribeTasks, c.name); err != nil {
 		return nil, err
 	}
 	if err := tooMany("tasks", len(in.Tasks), describeTasksMax); err != nil {
@@ -395,9 +404,9 @@ func (f *fakeAWS) DescribeTasks(_ context.Context, in *awsecs.DescribeTasksInput
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeTaskDefinition(_ context.Context, in *awsecs.DescribeTaskDefinitionInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTaskDefinitionOutput, error) {
+func (f *fakeAWS) DescribeTaskDefinition(ctx context.Context, in *awsecs.DescribeTaskDefinitionInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeTaskDefinitionOutput, error) {
 	arn := aws.ToString(in.TaskDefinition)
-	if err := f.enter(opDescribeTaskDefinition, arn); err != nil {
+	if err := f.enter(ctx, opDescribeTaskDefinition, arn); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -409,8 +418,8 @@ func (f *fakeAWS) DescribeTaskDefinition(_ context.Context, in *awsecs.DescribeT
 	return &awsecs.DescribeTaskDefinitionOutput{TaskDefinition: &td}, nil
 }
 
-func (f *fakeAWS) DescribeContainerInstances(_ context.Context, in *awsecs.DescribeContainerInstancesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeContainerInstancesOutput, error) {
-	if err := f.enter(opDescribeContainerInstances, aws.ToString(in.Cluster)); err != nil {
+func (f *fakeAWS) DescribeContainerInstances(ctx context.Context, in *awsecs.DescribeContainerInstancesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeContainerInstancesOutput, error) {
+	if err := f.enter(ctx, opDescribeContainerInstances, aws.ToString(in.Cluster)); err != nil {
 		return nil, err
 	}
 	if err := tooMany("container instances", len(in.ContainerInstances), describeContainerInstancesMax); err != nil {
@@ -429,11 +438,11 @@ func (f *fakeAWS) DescribeContainerInstances(_ context.Context, in *awsecs.Descr
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeServices(_ context.Context, in *awsecs.DescribeServicesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeServicesOutput, error) {
+func (f *fakeAWS) DescribeServices(ctx context.Context, in *awsecs.DescribeServicesInput, _ ...func(*awsecs.Options)) (*awsecs.DescribeServicesOutput, error) {
 	f.mu.Lock()
 	c, _ := f.cluster(aws.ToString(in.Cluster))
 	f.mu.Unlock()
-	if err := f.enter(opDescribeServices, c.name); err != nil {
+	if err := f.enter(ctx, opDescribeServices, c.name); err != nil {
 		return nil, err
 	}
 	if err := tooMany("services", len(in.Services), describeServicesMax); err != nil {
@@ -456,8 +465,8 @@ func (f *fakeAWS) DescribeServices(_ context.Context, in *awsecs.DescribeService
 	return out, nil
 }
 
-func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	if err := f.enter(opDescribeInstances, ""); err != nil {
+func (f *fakeAWS) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	if err := f.enter(ctx, opDescribeInstances, ""); err != nil {
 		return nil, err
 	}
 	if len(in.InstanceIds) > 0 || len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "instance-id" {

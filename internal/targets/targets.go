@@ -117,7 +117,7 @@ func Sort(groups []*Group) {
 	}
 }
 
-// Snapshot is one cycle's target list, sorted and rendered once for every output.
+// Snapshot is one merged target list, sorted and rendered once for every output.
 type Snapshot struct {
 	Groups []*Group // sorted
 	// JSON is Groups as the file_sd and http_sd list (see Marshal). Outputs share it and must

@@ -322,7 +322,7 @@ func (p *Pipeline) startAWS(ctx context.Context) error {
 	}
 	p.MotoURL = rig.MotoURL(port)
 	p.log.Info("started moto (AWS emulator)", "url", p.MotoURL, "pid", proc.PID())
-	cfg, err := rig.AWSConfig(ctx, p.MotoURL)
+	cfg, err := rig.FixtureConfig(ctx, p.MotoURL)
 	if err != nil {
 		return err
 	}

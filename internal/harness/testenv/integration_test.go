@@ -3,8 +3,10 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +183,47 @@ func TestProxy(t *testing.T) {
 	t.Run("clears faults", func(t *testing.T) {
 		_, err := ssmc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/p")})
 		require.NoError(t, err)
+	})
+	t.Run("answers with an HTML error page", func(t *testing.T) {
+		p.Inject(func(r Request) bool { return r.Op == "ListNamespaces" }, HTMLError(http.StatusBadGateway))
+		defer p.ClearFaults()
+		_, err := cm.ListNamespaces(ctx, &servicediscovery.ListNamespacesInput{})
+		var status interface{ HTTPStatusCode() int }
+		require.ErrorAs(t, err, &status)
+		assert.Equal(t, http.StatusBadGateway, status.HTTPStatusCode())
+		assert.ErrorContains(t, err, "invalid character '<'")
+	})
+	t.Run("resets connections", func(t *testing.T) {
+		p.Inject(func(r Request) bool { return r.Op == "ListNamespaces" }, ResetConnection())
+		defer p.ClearFaults()
+		_, err := cm.ListNamespaces(ctx, &servicediscovery.ListNamespacesInput{})
+		assert.ErrorContains(t, err, "connection reset by peer")
+	})
+	t.Run("holds requests", func(t *testing.T) {
+		p.Inject(func(r Request) bool { return r.Op == "ListNamespaces" }, Hold())
+		// A client that gives up ends the hold.
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err := cm.ListNamespaces(short, &servicediscovery.ListNamespacesInput{})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Eventually(t, func() bool { return p.Held() == 0 }, 5*time.Second, 10*time.Millisecond)
+		// ClearFaults forwards what is held.
+		done := make(chan error, 1)
+		go func() {
+			_, err := cm.ListNamespaces(ctx, &servicediscovery.ListNamespacesInput{})
+			done <- err
+		}()
+		require.Eventually(t, func() bool { return p.Held() == 1 }, 5*time.Second, 10*time.Millisecond)
+		p.ClearFaults()
+		require.NoError(t, <-done)
+	})
+	t.Run("matches the attempt number", func(t *testing.T) {
+		p.ResetCalls()
+		p.Inject(func(r Request) bool { return r.Op == "ListNamespaces" && r.Attempt == 1 }, AWSError("ThrottlingException"))
+		defer p.ClearFaults()
+		_, err := NewCloudMapClient(p.Config(t)).ListNamespaces(ctx, &servicediscovery.ListNamespacesInput{})
+		require.NoError(t, err, "the retry passes")
+		assert.Equal(t, map[string]int{"ListNamespaces": 2}, p.Calls())
 	})
 	t.Run("rewrites responses", func(t *testing.T) {
 		p.SetResponseHook(func(op string, _, body []byte) []byte {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,8 +22,9 @@ import (
 )
 
 // Proxy is a reverse proxy on 127.0.0.1 in front of moto that counts AWS operations, can answer
-// chosen requests with an AWS error instead of forwarding them, and can rewrite responses. Point
-// the code under test at URL (AWSConfig(tb, p.URL) or AWSEnv(p.URL)). It is safe for concurrent use.
+// chosen requests with a fault instead of forwarding them (an AWS error, an HTML error page, a
+// reset connection, or no answer at all), and can rewrite responses. Point the code under test at
+// URL (AWSConfig(tb, p.URL) or AWSEnv(p.URL)). It is safe for concurrent use.
 //
 // The operation of a request is the part after the last dot of its X-Amz-Target header for
 // JSON-protocol services (Cloud Map "ListInstances", SSM "GetParameter", ECS "DescribeTasks"), or
@@ -30,15 +33,57 @@ type Proxy struct {
 	// URL is the proxy's base URL, http://127.0.0.1:PORT.
 	URL string
 
-	mu     sync.Mutex
-	calls  map[string]int
-	faults []fault
-	hook   func(op string, reqBody, respBody []byte) []byte
+	mu      sync.Mutex
+	calls   map[string]int
+	faults  []rule
+	hook    func(op string, reqBody, respBody []byte) []byte
+	release chan struct{} // closed by ClearFaults: held requests go on
+	held    int           // requests held now
 }
 
-type fault struct {
-	match func(op string, body []byte) bool
-	code  string
+// Request is what a fault rule is matched against.
+type Request struct {
+	Op   string // the AWS operation
+	Body []byte
+	// Attempt is the SDK's attempt number of the call (its amz-sdk-request header): 1 for the
+	// first, 2 for the first retry, ...; 0 when the client sent none.
+	Attempt int
+}
+
+// Fault is how the proxy answers a request that a rule matches, instead of forwarding it.
+type Fault struct {
+	kind   faultKind
+	code   string // AWS error code
+	status int    // HTTP status of an HTML error page
+}
+
+type faultKind int
+
+const (
+	faultAWSError faultKind = iota
+	faultHTML
+	faultReset
+	faultHold
+)
+
+// AWSError answers HTTP 400 with the AWS error code (e.g. "ThrottlingException", which the SDK
+// retries, or "AccessDeniedException", which it does not), in the request's protocol.
+func AWSError(code string) Fault { return Fault{kind: faultAWSError, code: code} }
+
+// HTMLError answers status with an HTML page, as a load balancer or a network proxy in front of
+// AWS does.
+func HTMLError(status int) Fault { return Fault{kind: faultHTML, status: status} }
+
+// ResetConnection closes the connection with a TCP reset instead of answering.
+func ResetConnection() Fault { return Fault{kind: faultReset} }
+
+// Hold answers nothing, as an endpoint that hangs: the request waits until ClearFaults (then it
+// is forwarded) or until the client gives up.
+func Hold() Fault { return Fault{kind: faultHold} }
+
+type rule struct {
+	match func(Request) bool
+	fault Fault
 }
 
 // requestInfo travels with a forwarded request to the response hook.
@@ -59,7 +104,7 @@ func NewProxy(tb testing.TB, targetURL string) *Proxy {
 	if err != nil {
 		tb.Fatalf("parse proxy target %q: %v", targetURL, err)
 	}
-	p := &Proxy{calls: map[string]int{}}
+	p := &Proxy{calls: map[string]int{}, release: make(chan struct{})}
 	reverse := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -69,7 +114,10 @@ func NewProxy(tb testing.TB, targetURL string) *Proxy {
 		ModifyResponse: p.modifyResponse,
 	}
 	srv := httptest.NewServer(p.handler(reverse))
-	tb.Cleanup(srv.Close)
+	tb.Cleanup(func() {
+		p.ClearFaults() // let held requests end, or Close waits for them
+		srv.Close()
+	})
 	p.URL = srv.URL
 	return p
 }
@@ -89,21 +137,34 @@ func (p *Proxy) ResetCalls() {
 	clear(p.calls)
 }
 
-// FailWhen makes the proxy answer every request for which match(op, body) is true with HTTP 400
-// and the AWS error code (e.g. "ThrottlingException", which the SDK retries, or
-// "AccessDeniedException", which it does not) instead of forwarding it. The first matching rule
-// wins. match runs concurrently and must be safe for that.
-func (p *Proxy) FailWhen(match func(op string, body []byte) bool, code string) {
+// Inject makes the proxy answer every request for which match is true with f instead of
+// forwarding it. The first matching rule wins. match runs concurrently and must be safe for that.
+func (p *Proxy) Inject(match func(Request) bool, f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.faults = append(p.faults, fault{match: match, code: code})
+	p.faults = append(p.faults, rule{match: match, fault: f})
 }
 
-// ClearFaults removes every FailWhen rule.
+// FailWhen makes the proxy answer every request for which match(op, body) is true with the AWS
+// error code: Inject with AWSError(code).
+func (p *Proxy) FailWhen(match func(op string, body []byte) bool, code string) {
+	p.Inject(func(r Request) bool { return match(r.Op, r.Body) }, AWSError(code))
+}
+
+// ClearFaults removes every rule; requests held by a Hold rule are forwarded.
 func (p *Proxy) ClearFaults() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = nil
+	close(p.release)
+	p.release = make(chan struct{})
+}
+
+// Held returns how many requests a Hold rule holds now.
+func (p *Proxy) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 // SetResponseHook makes the proxy pass every forwarded response body through hook, which returns
@@ -123,27 +184,79 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		op, queryProtocol := operation(r, body)
-		if code, failed := p.record(op, body); failed {
-			writeFault(w, code, queryProtocol)
-			return
+		req := Request{Op: op, Body: body, Attempt: attempt(r)}
+		if f, ok := p.record(req); ok {
+			if answered := p.answer(w, r, f, queryProtocol); answered {
+				return
+			}
 		}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, requestInfo{op: op, body: body})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// record counts a call and returns the error code to answer it with, if a fault rule matches.
-func (p *Proxy) record(op string, body []byte) (code string, failed bool) {
+// record counts a call and returns the fault to answer it with, if a rule matches.
+func (p *Proxy) record(req Request) (Fault, bool) {
 	p.mu.Lock()
-	p.calls[op]++
+	p.calls[req.Op]++
 	faults := p.faults
 	p.mu.Unlock()
 	for _, f := range faults { // matched outside the lock: match may be slow or call back
-		if f.match(op, body) {
-			return f.code, true
+		if f.match(req) {
+			return f.fault, true
 		}
 	}
-	return "", false
+	return Fault{}, false
+}
+
+// answer answers r with f; false means a held request was released and is to be forwarded.
+func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, f Fault, queryProtocol bool) (answered bool) {
+	switch f.kind {
+	case faultHTML:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(f.status)
+		_, _ = fmt.Fprintf(w, "<html>\n<head><title>%d %s</title></head>\n<body><center><h1>%d %s</h1></center></body>\n</html>\n",
+			f.status, http.StatusText(f.status), f.status, http.StatusText(f.status))
+	case faultReset:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, "hijack: "+err.Error(), http.StatusInternalServerError)
+			return true
+		}
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0) // close with RST
+		}
+		_ = conn.Close()
+	case faultHold:
+		p.mu.Lock()
+		p.held++
+		release := p.release
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.held--
+			p.mu.Unlock()
+		}()
+		select {
+		case <-release:
+			return false
+		case <-r.Context().Done(): // the client gave up
+		}
+	default:
+		writeFault(w, f.code, queryProtocol)
+	}
+	return true
+}
+
+// attempt returns the SDK's attempt number from the amz-sdk-request header ("attempt=2; max=5").
+func attempt(r *http.Request) int {
+	for _, part := range strings.Split(r.Header.Get("Amz-Sdk-Request"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
