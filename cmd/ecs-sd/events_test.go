@@ -35,12 +35,12 @@ func TestResyncRunsOneCycleAfterABatch(t *testing.T) {
 	t.Parallel()
 	src := &gatedSource{gate: make(chan struct{})}
 	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{src}})
-	now := make(resync, 1)
+	now := resync{loop}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runLoop(ctx, loop, time.Hour, now)
+		_ = loop.Run(ctx)
 	}()
 	defer func() {
 		cancel()

@@ -96,6 +96,7 @@ type Loop struct {
 	baseline  []*targets.Group            // nil once complete
 	kept      int                         // baseline targets in the last list
 	ready     bool                        // complete: every source has succeeded once
+	wake      chan struct{}               // Wake's asks, merged: one pending at most
 
 	metrics *Metrics
 }
@@ -118,7 +119,19 @@ func New(opts Options) *Loop {
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
 		baseline:  opts.Baseline,
+		wake:      make(chan struct{}, 1),
 		metrics:   opts.Metrics,
+	}
+}
+
+// Wake asks Run to begin a discovery of every source at once, as an interval does but without the
+// jobs: event mode's way to read a change without waiting for the next interval. A source whose
+// discovery is running starts again as soon as it ends; asks made meanwhile are merged into
+// that one discovery. It never blocks.
+func (l *Loop) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
 
@@ -211,8 +224,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			endings <- ended{i: i}
 		})
 	}
-	beginInterval := func() {
+	begin := func(jobs bool) {
 		for i := range tasks {
+			if tasks[i].job != nil && !jobs {
+				continue
+			}
 			if tasks[i].running {
 				tasks[i].due = true
 			} else {
@@ -225,13 +241,15 @@ func (l *Loop) Run(ctx context.Context) error {
 	defer ticker.Stop()
 	progress := time.NewTicker(l.opts.ProgressInterval)
 	defer progress.Stop()
-	beginInterval()
+	begin(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			beginInterval()
+			begin(true)
+		case <-l.wake:
+			begin(false)
 		case e := <-endings:
 			if ctx.Err() != nil {
 				continue // shutting down: the discovery was cut short

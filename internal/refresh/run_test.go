@@ -268,3 +268,30 @@ func TestRunPublishesProgress(t *testing.T) {
 	src.release <- struct{}{}
 	eventuallyAddrs(t, sink, []string{"10.0.0.2:80", "10.0.1.2:80", "10.0.2.1:80"}, "the discovery's result")
 }
+
+// TestWakeDiscoversTheSourcesNotTheJobs: Wake begins a discovery of every source at once, long
+// before the next interval, and runs no job; wakes asked for at once are merged.
+func TestWakeDiscoversTheSourcesNotTheJobs(t *testing.T) {
+	t.Parallel()
+	src := &settableSource{name: "src", addr: "10.0.0.1:80"}
+	job := gatedJob{newGate(100)}
+	sink := &recordingSink{}
+	l := New(Options{Interval: time.Hour, Sources: []Source{src}, Jobs: []Job{job}, Sinks: []Sink{sink}})
+	startRun(t, l)
+	eventuallyAddrs(t, sink, []string{"10.0.0.1:80"}, "the first discovery, at start")
+	require.Eventually(t, func() bool { calls, _ := job.counts(); return calls == 1 }, 5*time.Second, time.Millisecond, "the job's run at start")
+
+	src.set("10.0.0.2:80")
+	l.Wake()
+	eventuallyAddrs(t, sink, []string{"10.0.0.2:80"}, "a wake discovers at once, not at the next interval")
+	require.Equal(t, 2, src.discoveries())
+	calls, _ := job.counts()
+	require.Equal(t, 1, calls, "a wake runs no job")
+
+	for range 5 {
+		l.Wake()
+	}
+	require.Eventually(t, func() bool { return src.discoveries() >= 3 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	require.LessOrEqual(t, src.discoveries(), 4, "wakes asked for together are merged")
+}
