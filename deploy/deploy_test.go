@@ -63,7 +63,7 @@ func mustRun(t *testing.T, env []string, name string, args ...string) string {
 var scriptInputs = regexp.MustCompile(`^(VPC_ID|SUBNET_IDS|CREATE_VPC|NAMESPACE_NAME|WORKSPACE_.*|` +
 	`DISCOVERY_NAMESPACES.*|PROMETHEUS_.*|CLOUDMAP_.*|ROLE_NAME_PREFIX|AWS_ACCOUNT_ID|ECS_SD_.*|` +
 	`WEBAPP_.*|NODE_EXPORTER_.*|LOG_RETENTION_DAYS|EXECUTION_ROLE_ARN|CLUSTER_NAME|LAUNCH_TYPE|` +
-	`CONTAINER_INSTANCE_SECURITY_GROUP_ID|AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL.*)$`)
+	`CONTAINER_INSTANCE_SECURITY_GROUP_ID|EVENTS_.*|AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL.*)$`)
 
 // baseEnv returns base (os.Environ() when nil) without the scripts' inputs, plus extra
 // (NAME=value entries).
@@ -290,6 +290,10 @@ var prometheusTaskActions = []string{
 	"ssm:GetParameter",
 }
 
+// eventsConsumerActions are what ecs-sd calls on its event queue (event mode), which the task role
+// allows on that queue only. DeleteMessageBatch is authorised by sqs:DeleteMessage.
+var eventsConsumerActions = []string{"sqs:DeleteMessage", "sqs:ReceiveMessage"}
+
 // wildcardResourceActions may have Resource "*": the Service Authorization Reference lists no
 // resource type for them.
 var wildcardResourceActions = []string{
@@ -388,6 +392,9 @@ var policyVars = map[string]string{
 	"ECR_REPOSITORY_ARNS_JSON":           `"arn:aws:ecr:us-east-1:123456789012:repository/ecs-sd"`,
 	"ECS_CLUSTER_ARNS_JSON":              `"arn:aws:ecs:us-east-1:123456789012:cluster/prod"`,
 	"WORKSPACE_ARN":                      "arn:aws:aps:us-east-1:123456789012:workspace/" + workspaceID,
+	"EVENTS_QUEUE_ARN":                   "arn:aws:sqs:us-east-1:123456789012:ecs-sd-events",
+	"EVENTS_ECS_RULE_ARN":                "arn:aws:events:us-east-1:123456789012:rule/ecs-sd-ecs-task-state-change",
+	"EVENTS_CLOUDMAP_RULE_ARN":           "arn:aws:events:us-east-1:123456789012:rule/ecs-sd-cloud-map-instance-change",
 	"AWS_PARTITION":                      "aws",
 	"AWS_ACCOUNT_ID":                     "123456789012",
 	"PROMETHEUS_LOG_GROUP":               "/p",
@@ -408,8 +415,11 @@ func TestTaskRolePoliciesAreLeastPrivilege(t *testing.T) {
 		return out
 	}
 	s := newStack(t, c, "ecs-sd", nil)
-	checkPolicy(t, "template PrometheusTaskRole", policy(s, "PrometheusTaskRole"), prometheusTaskActions)
+	checkPolicy(t, "template PrometheusTaskRole", policy(s, "PrometheusTaskRole"),
+		slices.Sorted(slices.Values(append(slices.Clone(prometheusTaskActions), eventsConsumerActions...))))
 	checkPolicy(t, "template TaskExecutionRole", policy(s, "TaskExecutionRole"), executionActions)
+	checkPolicy(t, "template PrometheusTaskRole without event mode",
+		policy(newStack(t, c, "ecs-sd", map[string]string{"EventMode": "Disabled"}), "PrometheusTaskRole"), prometheusTaskActions)
 	s = newStack(t, c, "ecs-sd", map[string]string{"AdditionalScrapedServiceArns": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra1,arn:aws:servicediscovery:us-east-1:123456789012:service/srv-extra2"})
 	for _, st := range policy(s, "PrometheusTaskRole") {
 		st := st.(map[string]any)
@@ -425,6 +435,7 @@ func TestTaskRolePoliciesAreLeastPrivilege(t *testing.T) {
 		"iam/task-execution-policy.json":  logActions,
 		"iam/ecr-pull-policy.json":        ecrPullActions,
 		"iam/ecs-source-policy.json":      slices.Sorted(slices.Values(append(slices.Clone(ecsSourceActions), "ecs:ListClusters"))),
+		"iam/events-consumer-policy.json": eventsConsumerActions,
 	} {
 		var doc struct {
 			Statement []any `json:"Statement"`
@@ -448,19 +459,30 @@ func TestScriptsFailClearly(t *testing.T) {
 		wantStderr   string
 	}{
 		{"no region", "01-cloudmap.sh", nil, "AWS_REGION"},
-		{"no images", "04-task-definitions.sh", []string{"AWS_REGION=" + region},
+		{"no images", "05-task-definitions.sh", []string{"AWS_REGION=" + region},
 			"missing required environment variable(s): ECS_SD_IMAGE WEBAPP_IMAGE EXECUTION_ROLE_ARN PROMETHEUS_TASK_ROLE_ARN"},
-		{"no namespace ARN", "03-iam-roles.sh", []string{"AWS_REGION=" + region, "WORKSPACE_ARN=x"}, "CLOUDMAP_NAMESPACE_ARN"},
-		{"bad launch type", "05-services.sh", []string{"AWS_REGION=" + region, "LAUNCH_TYPE=LAMBDA",
+		{"no event queue for the task definitions", "05-task-definitions.sh", []string{"AWS_REGION=" + region, "ECS_SD_IMAGE=a",
+			"WEBAPP_IMAGE=b", "EXECUTION_ROLE_ARN=c", "PROMETHEUS_TASK_ROLE_ARN=d"},
+			"task-definitions/prometheus.json needs environment variable(s): EVENTS_QUEUE_URL"},
+		{"no region for the events", "03-events.sh", nil, "AWS_REGION"},
+		{"bad cluster ARN for the events", "03-events.sh", []string{"AWS_REGION=" + region, "AWS_ACCOUNT_ID=123456789012",
+			"EVENTS_CLUSTER_ARNS=arn:aws:ecs:us-east-1:123456789012:cluster/ok,prod"},
+			"EVENTS_CLUSTER_ARNS: not an ECS cluster ARN: prod"},
+		{"no namespace ARN", "04-iam-roles.sh", []string{"AWS_REGION=" + region, "WORKSPACE_ARN=x"}, "CLOUDMAP_NAMESPACE_ARN"},
+		{"bad launch type", "06-services.sh", []string{"AWS_REGION=" + region, "LAUNCH_TYPE=LAMBDA",
 			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
 			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"}, "LAUNCH_TYPE must be EC2 or FARGATE"},
-		{"no subnets", "05-services.sh", []string{"AWS_REGION=" + region, "VPC_ID=vpc-1",
+		{"no subnets", "06-services.sh", []string{"AWS_REGION=" + region, "VPC_ID=vpc-1",
 			"CLOUDMAP_WEBAPP_SERVICE_ARN=a", "CLOUDMAP_NODE_EXPORTER_SERVICE_ARN=b", "PROMETHEUS_TASK_DEFINITION_ARN=c",
 			"WEBAPP_TASK_DEFINITION_ARN=d", "NODE_EXPORTER_TASK_DEFINITION_ARN=e"},
 			"SUBNET_IDS: name the private subnets of the tasks (comma-separated), each with a route out through a NAT gateway or VPC endpoints"},
-		{"no images for the roles", "03-iam-roles.sh", []string{"AWS_REGION=" + region, "CLOUDMAP_NAMESPACE_ARN=a", "CLOUDMAP_SERVICE_ARNS=b",
+		{"no images for the roles", "04-iam-roles.sh", []string{"AWS_REGION=" + region, "CLOUDMAP_NAMESPACE_ARN=a", "CLOUDMAP_SERVICE_ARNS=b",
 			"DISCOVERY_NAMESPACES_PARAMETER_ARN=c", "PROMETHEUS_CONFIG_PARAMETER_ARN=d", "WORKSPACE_ARN=e"},
 			"missing required environment variable(s): ECS_SD_IMAGE WEBAPP_IMAGE"},
+		{"bad event queue ARN for the roles", "04-iam-roles.sh", []string{"AWS_REGION=" + region, "CLOUDMAP_NAMESPACE_ARN=a",
+			"CLOUDMAP_SERVICE_ARNS=b", "DISCOVERY_NAMESPACES_PARAMETER_ARN=c", "PROMETHEUS_CONFIG_PARAMETER_ARN=d", "WORKSPACE_ARN=e",
+			"ECS_SD_IMAGE=f", "WEBAPP_IMAGE=g", "EVENTS_QUEUE_ARN=https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events"},
+			"EVENTS_QUEUE_ARN: not an SQS queue ARN: https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, err := run(t, baseEnv(nil, tc.env...), "bash", filepath.Join(scriptsDir, tc.script))

@@ -57,7 +57,7 @@ func newEgressNetwork(t *testing.T, m *testenv.Moto) egressNetwork {
 	n.endpoints, n.noS3 = subnet(n.endpointsVPC, "10.21.0.0/24"), subnet(n.endpointsVPC, "10.21.1.0/24")
 	endpointsRT := routeTable(n.endpointsVPC, n.endpoints)
 	n.noS3RouteTable = routeTable(n.endpointsVPC, n.noS3)
-	for _, name := range []string{"ssm", "servicediscovery", "data-servicediscovery", "aps-workspaces", "ecr.api", "ecr.dkr", "logs"} {
+	for _, name := range []string{"ssm", "servicediscovery", "data-servicediscovery", "sqs", "aps-workspaces", "ecr.api", "ecr.dkr", "logs"} {
 		awsText(t, m, "ec2", "create-vpc-endpoint", "--vpc-id", n.endpointsVPC, "--vpc-endpoint-type", "Interface",
 			"--service-name", "com.amazonaws."+region+"."+name, "--subnet-ids", n.endpoints)
 	}
@@ -68,7 +68,7 @@ func newEgressNetwork(t *testing.T, m *testenv.Moto) egressNetwork {
 
 // TestServicesRequireSubnetsWithARouteOut runs the services step with each kind of subnet: it
 // must refuse, before it creates anything, subnets from which tasks cannot pull images or reach
-// SSM, Cloud Map and AMP, saying which subnet and what to pass, and accept the others.
+// SSM, Cloud Map, SQS and AMP, saying which subnet and what to pass, and accept the others.
 func TestServicesRequireSubnetsWithARouteOut(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "aws", "the AWS CLI")
@@ -96,7 +96,8 @@ func TestServicesRequireSubnetsWithARouteOut(t *testing.T) {
 	}{
 		{name: "public subnet", vpc: n.vpc, subnets: n.public, want: []string{
 			"subnet " + n.public, "it is a public subnet (default route to igw-", "tasks get no public IP",
-			"lacks the endpoints com.amazonaws.us-east-1.ssm (interface)", "com.amazonaws.us-east-1.s3 (gateway", advice}},
+			"lacks the endpoints com.amazonaws.us-east-1.ssm (interface)", "com.amazonaws.us-east-1.sqs (interface)",
+			"com.amazonaws.us-east-1.s3 (gateway", advice}},
 		{name: "one public among private", vpc: n.vpc, subnets: n.private + "," + n.public,
 			want: []string{"subnet " + n.public, advice}, notWant: []string{"subnet " + n.private}},
 		{name: "no default route", vpc: n.vpc, subnets: n.isolated, want: []string{"subnet " + n.isolated, "no default route", advice}},
@@ -119,11 +120,11 @@ func TestServicesRequireSubnetsWithARouteOut(t *testing.T) {
 			if tc.launchType != "" {
 				vars["LAUNCH_TYPE"] = tc.launchType
 			}
-			stdout, stderr, err := run(t, motoEnv(m, m.URL, vars), "bash", filepath.Join(scriptsDir, "05-services.sh"))
+			stdout, stderr, err := run(t, motoEnv(m, m.URL, vars), "bash", filepath.Join(scriptsDir, "06-services.sh"))
 			clusters := awsText(t, m, "ecs", "describe-clusters", "--clusters", cluster, "--query", "clusters[?status=='ACTIVE'].clusterName")
 			if tc.accepted {
 				if err != nil {
-					t.Fatalf("05-services.sh refused subnets %s: %v\nstderr:\n%s", tc.subnets, err, stderr)
+					t.Fatalf("06-services.sh refused subnets %s: %v\nstderr:\n%s", tc.subnets, err, stderr)
 				}
 				services := awsText(t, m, "ecs", "list-services", "--cluster", cluster, "--query", "length(serviceArns)")
 				if clusters != cluster || services != "3" || !strings.Contains(stderr, "have a route out") {
@@ -133,7 +134,7 @@ func TestServicesRequireSubnetsWithARouteOut(t *testing.T) {
 			}
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Fatalf("05-services.sh with subnets %s exited with %v, want 1\nstdout:\n%s\nstderr:\n%s", tc.subnets, err, stdout, stderr)
+				t.Fatalf("06-services.sh with subnets %s exited with %v, want 1\nstdout:\n%s\nstderr:\n%s", tc.subnets, err, stdout, stderr)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(stderr, w) {

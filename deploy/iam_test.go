@@ -36,8 +36,23 @@ var sdkServices = map[string]string{
 	"github.com/aws/aws-sdk-go-v2/service/ec2":              "ec2",
 	"github.com/aws/aws-sdk-go-v2/service/ecs":              "ecs",
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery": "servicediscovery",
+	"github.com/aws/aws-sdk-go-v2/service/sqs":              "sqs",
 	"github.com/aws/aws-sdk-go-v2/service/ssm":              "ssm",
 }
+
+// operationActions maps the operations authorised by an IAM action of another name to that
+// action: SQS's batch operations need the action of the single operation (the Service
+// Authorization Reference for Amazon SQS has no batch actions).
+var operationActions = map[string]string{
+	"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+	"sqs:DeleteMessageBatch":           "sqs:DeleteMessage",
+	"sqs:SendMessageBatch":             "sqs:SendMessage",
+}
+
+// eventsPackage is ecs-sd's event consumer (--events.queue-url), which receives and deletes the
+// messages of the event queue; the task role's events-consumer policy allows exactly its calls, on
+// that queue only.
+const eventsPackage = "internal/events"
 
 // notCalledByEcsSd are the actions the policies grant that ecs-sd does not call: ECS and
 // Prometheus need them. deploy/README.md's IAM section documents each.
@@ -114,52 +129,117 @@ func codeActions(t *testing.T) map[string][]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			services := map[string]string{} // local package name -> IAM prefix
-			for _, imp := range f.Imports {
-				ip := strings.Trim(imp.Path.Value, `"`)
-				rest, ok := strings.CutPrefix(ip, "github.com/aws/aws-sdk-go-v2/service/")
-				if !ok || strings.Contains(rest, "/") {
-					continue
-				}
-				prefix, known := sdkServices[ip]
-				if !known {
-					t.Errorf("%s imports %s, whose IAM actions this test does not know: add it to sdkServices", path, ip)
-					continue
-				}
-				local := rest
-				if imp.Name != nil {
-					local = imp.Name.Name
-				}
-				services[local] = prefix
+			actions, problems := fileActions(fset, path, f)
+			for _, p := range problems {
+				t.Error(p)
 			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				sel, ok := n.(*ast.SelectorExpr)
-				if !ok {
-					return true
+			for action, at := range actions {
+				for _, a := range at {
+					if !slices.Contains(out[action], a) {
+						out[action] = append(out[action], a)
+					}
 				}
-				pkg, ok := sel.X.(*ast.Ident)
-				if !ok || services[pkg.Name] == "" {
-					return true
-				}
-				m := sdkName.FindStringSubmatch(sel.Sel.Name)
-				if m == nil {
-					return true
-				}
-				if m[4] != "" {
-					t.Errorf("%s: waiter %s.%s: name the operations it calls in this test", fset.Position(sel.Pos()), pkg.Name, sel.Sel.Name)
-					return true
-				}
-				op := m[1] + m[2] + m[3]
-				action := services[pkg.Name] + ":" + op
-				pos := fset.Position(sel.Pos())
-				if at := fmt.Sprintf("%s:%d", path, pos.Line); !slices.Contains(out[action], at) {
-					out[action] = append(out[action], at)
-				}
-				return true
-			})
+			}
 		}
 	}
 	return out
+}
+
+// fileActions returns the IAM actions of the AWS operations one parsed Go file names (path is
+// where it is, for the positions), and what the search cannot tell: an SDK service this test does
+// not know, a waiter.
+func fileActions(fset *token.FileSet, path string, f *ast.File) (actions map[string][]string, problems []string) {
+	actions = map[string][]string{}
+	services := map[string]string{} // local package name -> IAM prefix
+	for _, imp := range f.Imports {
+		ip := strings.Trim(imp.Path.Value, `"`)
+		rest, ok := strings.CutPrefix(ip, "github.com/aws/aws-sdk-go-v2/service/")
+		if !ok || strings.Contains(rest, "/") {
+			continue
+		}
+		prefix, known := sdkServices[ip]
+		if !known {
+			problems = append(problems, fmt.Sprintf("%s imports %s, whose IAM actions this test does not know: add it to sdkServices", path, ip))
+			continue
+		}
+		local := rest
+		if imp.Name != nil {
+			local = imp.Name.Name
+		}
+		services[local] = prefix
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		sel, ok := n.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		pkg, ok := sel.X.(*ast.Ident)
+		if !ok || services[pkg.Name] == "" {
+			return true
+		}
+		m := sdkName.FindStringSubmatch(sel.Sel.Name)
+		if m == nil {
+			return true
+		}
+		if m[4] != "" {
+			problems = append(problems, fmt.Sprintf("%s: waiter %s.%s: name the operations it calls in this test", fset.Position(sel.Pos()), pkg.Name, sel.Sel.Name))
+			return true
+		}
+		action := services[pkg.Name] + ":" + m[1] + m[2] + m[3]
+		if a, ok := operationActions[action]; ok {
+			action = a
+		}
+		if at := fmt.Sprintf("%s:%d", path, fset.Position(sel.Pos()).Line); !slices.Contains(actions[action], at) {
+			actions[action] = append(actions[action], at)
+		}
+		return true
+	})
+	return actions, problems
+}
+
+// TestFileActions: the search finds SQS operations by their inputs and paginators, under any
+// import name, and gives the batch operations the action that authorises them.
+func TestFileActions(t *testing.T) {
+	t.Parallel()
+	const src = `package events
+
+import (
+	"context"
+
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+type queue interface {
+	ReceiveMessage(context.Context, *awssqs.ReceiveMessageInput, ...func(*awssqs.Options)) (*awssqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(context.Context, *awssqs.DeleteMessageBatchInput, ...func(*awssqs.Options)) (*awssqs.DeleteMessageBatchOutput, error)
+}
+
+func attributes(ctx context.Context, c *awssqs.Client, m types.Message) {
+	_, _ = c.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{})
+	_ = awssqs.NewListQueuesPaginator(c, nil)
+	_ = kinesis.GetRecordsInput{}
+}
+`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "queue.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions, problems := fileActions(fset, "internal/events/queue.go", f)
+	want := map[string][]string{
+		"sqs:ReceiveMessage":     {"internal/events/queue.go:12"},
+		"sqs:DeleteMessage":      {"internal/events/queue.go:13"},
+		"sqs:GetQueueAttributes": {"internal/events/queue.go:17"},
+		"sqs:ListQueues":         {"internal/events/queue.go:18"},
+	}
+	if !maps.EqualFunc(actions, want, slices.Equal) {
+		t.Errorf("actions %v, want %v", actions, want)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "imports github.com/aws/aws-sdk-go-v2/service/kinesis") {
+		t.Errorf("problems %q, want one naming the kinesis import", problems)
+	}
 }
 
 // placeholder matches the ${NAME} placeholders of the policy templates.
@@ -337,6 +417,14 @@ func TestIAMMatchesTheCode(t *testing.T) {
 	for _, want := range []string{"ssm:GetParameter", "servicediscovery:DiscoverInstances", "servicediscovery:ListServices", "ecs:ListTasks", "ec2:DescribeInstances"} {
 		if _, ok := code[want]; !ok {
 			t.Errorf("the code's AWS calls %v lack %s: the search of the sources is broken", slices.Sorted(maps.Keys(code)), want)
+		}
+	}
+	if _, ok := packages[eventsPackage]; !ok {
+		t.Errorf("the daemon does not hold the event consumer %s", eventsPackage)
+	}
+	for _, want := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"} {
+		if _, ok := code[want]; !ok {
+			t.Errorf("the code's AWS calls %v lack %s, which the event consumer %s makes: the search of the sources is broken", slices.Sorted(maps.Keys(code)), want, eventsPackage)
 		}
 	}
 

@@ -204,6 +204,7 @@ var taskDefinitionVars = map[string]string{
 	"NODE_EXPORTER_LOG_GROUP":             "/ecs/ecs-sd/node-exporter",
 	"DISCOVERY_NAMESPACES_PARAMETER_NAME": "ECS-ServiceDiscovery-Namespaces",
 	"PROMETHEUS_CONFIG_PARAMETER_NAME":    "ECS-Prometheus-Configuration",
+	"EVENTS_QUEUE_URL":                    "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events",
 }
 
 type taskDefinition struct {
@@ -215,10 +216,11 @@ type taskDefinition struct {
 }
 
 type containerSpec struct {
-	Name        string `json:"name"`
-	Image       string `json:"image"`
-	Memory      int    `json:"memory"`
-	Essential   *bool  `json:"essential"`
+	Name        string   `json:"name"`
+	Image       string   `json:"image"`
+	Memory      int      `json:"memory"`
+	Essential   *bool    `json:"essential"`
+	Command     []string `json:"command"`
 	Environment []struct {
 		Name  string `json:"name"`
 		Value string `json:"value"`
@@ -336,8 +338,8 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 		"ECS_SD_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecs-sd:test",
 		"WEBAPP_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/webapp:test",
 	}
-	for _, step := range []string{"01-cloudmap.sh", "02-ssm-parameters.sh", "03-iam-roles.sh",
-		"04-task-definitions.sh", "05-services.sh"} {
+	for _, step := range []string{"01-cloudmap.sh", "02-ssm-parameters.sh", "03-events.sh", "04-iam-roles.sh",
+		"05-task-definitions.sh", "06-services.sh"} {
 		maps.Copy(vars, runStep(t, m, proxy.URL, step, vars))
 	}
 	for _, name := range []string{"VPC_ID", "SUBNET_IDS", "CLOUDMAP_NAMESPACE_ID", "CLOUDMAP_NAMESPACE_ARN",
@@ -345,7 +347,7 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 		"DISCOVERY_NAMESPACES_PARAMETER_ARN", "PROMETHEUS_CONFIG_PARAMETER_ARN", "EXECUTION_ROLE_ARN",
 		"PROMETHEUS_TASK_ROLE_ARN", "PROMETHEUS_TASK_DEFINITION_ARN", "WEBAPP_TASK_DEFINITION_ARN",
 		"NODE_EXPORTER_TASK_DEFINITION_ARN", "CLUSTER_NAME", "WEBAPP_SERVICE_ARN", "NODE_EXPORTER_SERVICE_ARN",
-		"PROMETHEUS_SERVICE_ARN", "PROMETHEUS_SECURITY_GROUP_ID", "WEBAPP_SECURITY_GROUP_ID"} {
+		"PROMETHEUS_SERVICE_ARN", "PROMETHEUS_SECURITY_GROUP_ID", "WEBAPP_SECURITY_GROUP_ID", "EVENTS_QUEUE_URL", "EVENTS_QUEUE_ARN"} {
 		if vars[name] == "" {
 			t.Errorf("no step printed %s", name)
 		}
@@ -378,7 +380,7 @@ func TestScriptsEndToEndOnMoto(t *testing.T) {
 	second := runStep(t, m, proxy.URL, "deploy-all.sh", again)
 	for _, name := range []string{"VPC_ID", "CLOUDMAP_NAMESPACE_ID", "CLOUDMAP_WEBAPP_SERVICE_ARN",
 		"CLOUDMAP_NODE_EXPORTER_SERVICE_ARN", "WORKSPACE_ID", "PROMETHEUS_TASK_ROLE_ARN", "WEBAPP_SERVICE_ARN",
-		"PROMETHEUS_SECURITY_GROUP_ID"} {
+		"PROMETHEUS_SECURITY_GROUP_ID", "EVENTS_QUEUE_URL", "EVENTS_ECS_RULE_ARN"} {
 		if second[name] != vars[name] {
 			t.Errorf("second run: %s = %q, first run %q", name, second[name], vars[name])
 		}
@@ -521,6 +523,13 @@ func checkRoles(t *testing.T, m *testenv.Moto, vars map[string]string) {
 			t.Errorf("the Prometheus task policy does not name %s (%s):\n%s", name, vars[name], policy)
 		}
 	}
+	awsJSON(t, m, &doc, "iam", "get-role-policy", "--role-name", "ecs-sd-prometheus-task",
+		"--policy-name", "events-consumer-policy")
+	checkPolicy(t, "role ecs-sd-prometheus-task events policy", doc.PolicyDocument.Statement, eventsConsumerActions)
+	if len(doc.PolicyDocument.Statement) != 1 ||
+		!slices.Equal(strs(doc.PolicyDocument.Statement[0].(map[string]any)["Resource"]), []string{vars["EVENTS_QUEUE_ARN"]}) {
+		t.Errorf("the Prometheus task role's events policy %v, want the event queue %s only", doc.PolicyDocument.Statement, vars["EVENTS_QUEUE_ARN"])
+	}
 	var role struct {
 		Role struct {
 			Arn                      string
@@ -580,6 +589,11 @@ func checkTaskDefinitions(t *testing.T, m *testenv.Moto, vars map[string]string)
 			if c.Image != vars["ECS_SD_IMAGE"] || env["DISCOVERY_NAMESPACES_PARAMETER_NAME"] != "ECS-ServiceDiscovery-Namespaces" ||
 				env["PROMETHEUS_CONFIG_PARAMETER_NAME"] != "ECS-Prometheus-Configuration" || env["CONFIG_FILE_DIR"] != "/etc/config" {
 				t.Errorf("ecs-sd container: image %s, environment %v", c.Image, env)
+			}
+			want := []string{"--prometheus.reload-url=http://localhost:9090/-/reload", "--events.queue-url=" + vars["EVENTS_QUEUE_URL"],
+				"--refresh.interval=5m"}
+			if !slices.Equal(c.Command, want) {
+				t.Errorf("ecs-sd command %v, want %v", c.Command, want)
 			}
 		}
 	}

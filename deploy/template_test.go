@@ -399,22 +399,13 @@ var ecsSourceActions = []string{"ec2:DescribeInstances", "ecs:DescribeClusters",
 func TestEcsApiDiscoveryVariant(t *testing.T) {
 	t.Parallel()
 	c := loadTemplate(t)
-	command := func(s *stack) []string {
-		for _, ct := range s.resource("PrometheusTaskDefinition")["ContainerDefinitions"].([]any) {
-			if ct := ct.(map[string]any); ct["Name"] == "ecs-sd" {
-				return strs(ct["Command"])
-			}
-		}
-		t.Fatal("no ecs-sd container")
-		return nil
-	}
 	off := newStack(t, c, "ecs-sd", nil)
-	if policies := statements(t, off, "PrometheusTaskRole"); len(policies) != 1 || slices.ContainsFunc(command(off), func(a string) bool { return strings.HasPrefix(a, "--ecs.") }) {
-		t.Errorf("without EcsApiDiscovery: task role policies %v, ecs-sd command %v; want no ECS source", slices.Sorted(maps.Keys(policies)), command(off))
+	if policies := statements(t, off, "PrometheusTaskRole"); policies["ecs-source"] != nil || slices.ContainsFunc(ecsSdCommand(t, off), func(a string) bool { return strings.HasPrefix(a, "--ecs.") }) {
+		t.Errorf("without EcsApiDiscovery: task role policies %v, ecs-sd command %v; want no ECS source", slices.Sorted(maps.Keys(policies)), ecsSdCommand(t, off))
 	}
 
 	on := newStack(t, c, "ecs-sd", map[string]string{"EcsApiDiscovery": "Enabled"})
-	if cmd := command(on); !slices.Contains(cmd, "--ecs.cluster={Cluster}") {
+	if cmd := ecsSdCommand(t, on); !slices.Contains(cmd, "--ecs.cluster={Cluster}") {
 		t.Errorf("with EcsApiDiscovery: ecs-sd command %v, want --ecs.cluster naming the stack's cluster", cmd)
 	}
 	ecsSource := statements(t, on, "PrometheusTaskRole")["ecs-source"]

@@ -70,6 +70,37 @@ func TestBadConfigurationIsRejected(t *testing.T) {
 	require.ErrorContains(t, err, "no output")
 }
 
+// TestEventsFlags: event mode's flags and YAML keys, and their checks.
+func TestEventsFlags(t *testing.T) {
+	t.Parallel()
+	const queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events"
+	cfg, err := parse(t, []string{"--events.queue-url", queue, "--events.coalesce", "250ms", "--aws.region", "us-east-1"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, queue, cfg.Events.QueueURL)
+	require.Equal(t, model.Duration(250*time.Millisecond), cfg.Events.Coalesce)
+
+	cfg, err = parse(t, nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.Events.QueueURL, "no event mode by default")
+	require.Equal(t, model.Duration(150*time.Millisecond), cfg.Events.Coalesce)
+
+	file := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(file, []byte("events: {queue_url: \"http://127.0.0.1:5000/123456789012/q\", coalesce: 1s}\n"), 0o600))
+	cfg, err = parse(t, []string{"--config.file", file, "--events.coalesce", "0s"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:5000/123456789012/q", cfg.Events.QueueURL)
+	require.Zero(t, cfg.Events.Coalesce, "the flag beats the file")
+
+	_, err = parse(t, []string{"--events.queue-url", "ecs-sd-events"}, nil)
+	require.EqualError(t, err, `events queue url "ecs-sd-events": must be an SQS queue URL, http(s)://HOST/ACCOUNT_ID/QUEUE_NAME`)
+	_, err = parse(t, []string{"--events.queue-url", queue, "--aws.region", "eu-west-1"}, nil)
+	require.EqualError(t, err, `events queue url "`+queue+`": the queue is in region us-east-1, ecs-sd's AWS region is eu-west-1`)
+	_, err = parse(t, []string{"--events.coalesce", "10s"}, nil)
+	require.EqualError(t, err, "events coalesce 10s: must be from 0s to 5s (0s: each receive on its own)")
+	_, err = parse(t, []string{"--events.coalesce", "soon"}, nil)
+	require.ErrorContains(t, err, `--events.coalesce="soon"`)
+}
+
 func TestAWSTimeoutAndConcurrencyFlags(t *testing.T) {
 	t.Parallel()
 	cfg, err := parse(t, []string{"--aws.attempt-timeout", "1s", "--aws.call-timeout", "2s", "--cloudmap.concurrency", "3"}, nil)

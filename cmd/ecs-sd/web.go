@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ecs-sd/ecs-sd/internal/config"
-	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
 // routes returns ecs-sd's HTTP handler: the http_sd list at the targets path (when targets is not
@@ -90,8 +89,9 @@ func closeAll(listeners []net.Listener) {
 }
 
 // serveAndRun serves handler on listeners (TLS and basic auth from the exporter-toolkit web
-// configuration) and runs the loop, until ctx ends or the server fails; then it stops both.
-func serveAndRun(ctx context.Context, wc config.Web, listeners []net.Listener, handler http.Handler, loop *refresh.Loop, logger *slog.Logger) error {
+// configuration) and runs the discovery (run, which returns when its context ends), until ctx
+// ends or the server fails; then it stops both.
+func serveAndRun(ctx context.Context, wc config.Web, listeners []net.Listener, handler http.Handler, run func(context.Context), logger *slog.Logger) error {
 	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog(logger)}
 	systemdSocket := false
 	flags := &web.FlagConfig{WebListenAddresses: &wc.ListenAddresses, WebSystemdSocket: &systemdSocket, WebConfigFile: &wc.ConfigFile}
@@ -103,7 +103,7 @@ func serveAndRun(ctx context.Context, wc config.Web, listeners []net.Listener, h
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
-		_ = loop.Run(loopCtx)
+		run(loopCtx)
 	}()
 
 	var err error

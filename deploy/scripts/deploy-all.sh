@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the five steps of the CLI path in order, handing each step's outputs to the next, and
+# Runs the six steps of the CLI path in order, handing each step's outputs to the next, and
 # prints every output at the end (`export NAME='value'` lines, for eval). Settings are those of
 # the steps (see each script's header); ECS_SD_IMAGE and WEBAPP_IMAGE are required.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_env AWS_REGION ECS_SD_IMAGE WEBAPP_IMAGE
 dir="$(dirname "${BASH_SOURCE[0]}")"
 outputs=""
-for step in 01-cloudmap 02-ssm-parameters 03-iam-roles 04-task-definitions 05-services; do
+for step in 01-cloudmap 02-ssm-parameters 03-events 04-iam-roles 05-task-definitions 06-services; do
 	log "step $step"
 	step_out="$(bash "$dir/$step.sh")" || die "step $step failed"
 	eval "$step_out"

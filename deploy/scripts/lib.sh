@@ -156,6 +156,18 @@ json_list_body() {
 	printf '%s' "$body"
 }
 
+# json_string prints $1 as a JSON string, quotes included (for a JSON document held in a string
+# attribute, such as a queue's Policy).
+json_string() {
+	local s="$1"
+	s="${s//\\/\\\\}"
+	s="${s//\"/\\\"}"
+	s="${s//$'\n'/\\n}"
+	s="${s//$'\t'/\\t}"
+	s="${s//$'\r'/\\r}"
+	printf '"%s"' "$s"
+}
+
 # ecr_repository_arn IMAGE prints the ARN of the ECR repository IMAGE comes from
 # (ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPOSITORY[:TAG|@DIGEST]), or nothing for an image
 # of another registry.
@@ -175,10 +187,11 @@ ecr_repository_arn() {
 PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-quay.io/prometheus/prometheus:v3.5.0}"
 NODE_EXPORTER_IMAGE="${NODE_EXPORTER_IMAGE:-quay.io/prometheus/node-exporter:v1.9.1}"
 NAMESPACE_NAME="${NAMESPACE_NAME:-ecs-services}"
+CLUSTER_NAME="${CLUSTER_NAME:-ecs-sd}"
 DISCOVERY_NAMESPACES_PARAMETER_NAME="${DISCOVERY_NAMESPACES_PARAMETER_NAME:-ECS-ServiceDiscovery-Namespaces}"
 PROMETHEUS_CONFIG_PARAMETER_NAME="${PROMETHEUS_CONFIG_PARAMETER_NAME:-ECS-Prometheus-Configuration}"
 PROMETHEUS_LOG_GROUP="${PROMETHEUS_LOG_GROUP:-/ecs/ecs-sd/prometheus}"
 WEBAPP_LOG_GROUP="${WEBAPP_LOG_GROUP:-/ecs/ecs-sd/webapp}"
 NODE_EXPORTER_LOG_GROUP="${NODE_EXPORTER_LOG_GROUP:-/ecs/ecs-sd/node-exporter}"
-export PROMETHEUS_IMAGE NODE_EXPORTER_IMAGE NAMESPACE_NAME DISCOVERY_NAMESPACES_PARAMETER_NAME PROMETHEUS_CONFIG_PARAMETER_NAME \
+export PROMETHEUS_IMAGE NODE_EXPORTER_IMAGE NAMESPACE_NAME CLUSTER_NAME DISCOVERY_NAMESPACES_PARAMETER_NAME PROMETHEUS_CONFIG_PARAMETER_NAME \
 	PROMETHEUS_LOG_GROUP WEBAPP_LOG_GROUP NODE_EXPORTER_LOG_GROUP

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -151,3 +152,6 @@ func ECS(cfg aws.Config) *ecs.Client { return ecs.NewFromConfig(cfg) }
 
 // EC2 returns an EC2 client for cfg.
 func EC2(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) }
+
+// SQS returns an SQS client for cfg (the events queue).
+func SQS(cfg aws.Config) *sqs.Client { return sqs.NewFromConfig(cfg) }

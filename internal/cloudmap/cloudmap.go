@@ -8,7 +8,8 @@
 // Namespaces are discovered in parallel, and the calls about their services share one bound
 // (Options.Concurrency): a call that hangs holds one slot until the AWS client's call timeout
 // ends it, and costs only its own service's freshness; every other namespace and service is
-// discovered meanwhile.
+// discovered meanwhile, and Progress tells the loop about each as soon as it is done, so that a
+// change elsewhere does not wait for the hung call.
 //
 // Calls per cycle, for N namespaces and S services: one ListNamespaces page per 100 namespaces,
 // one ListServices page per 100 services per namespace, and per service one DiscoverInstances
@@ -105,6 +106,7 @@ type Source struct {
 	services    map[string]*serviceState
 	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
 	collisions  refresh.Once    // label-name collisions, logged when they appear
+	discovering []namespace     // the namespaces of the discovery that runs, once resolved
 
 	*metrics
 }
@@ -162,30 +164,66 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 
 	resolved, err := s.resolve(ctx, entries)
 	errs = append(errs, err)
+	s.mu.Lock()
+	s.discovering = resolved
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.discovering = nil
+		s.mu.Unlock()
+	}()
 
 	// Every namespace at once: their calls take the source's slots, so they are bounded all the
 	// same, and a namespace waiting on a slow call holds no slot.
-	results := make([][]*targets.Group, len(resolved))
 	nsErrs := make([]error, len(resolved))
 	var wg sync.WaitGroup
 	for i, ns := range resolved {
-		wg.Go(func() { results[i], nsErrs[i] = s.discoverNamespace(ctx, ns) })
+		wg.Go(func() { nsErrs[i] = s.discoverNamespace(ctx, ns) })
 	}
 	wg.Wait()
 	errs = append(errs, nsErrs...)
 
+	out, counts := s.held(resolved)
 	s.targetsGauge.Reset()
-	var out []*targets.Group
 	for i, ns := range resolved {
-		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(len(results[i])))
-		out = append(out, results[i]...)
+		s.targetsGauge.WithLabelValues(ns.Name, ns.ID).Set(float64(counts[i]))
 	}
 	s.forgetOthers(resolved)
 	s.endCycle(ctx)
-	if out == nil {
-		out = []*targets.Group{}
-	}
 	return out, errors.Join(errs...)
+}
+
+// Progress implements refresh.Progressive: once the running discovery has resolved its
+// namespaces, the targets of their services, those it has discovered already and the last good
+// targets of the others (what Discover would return if it ended now).
+func (s *Source) Progress() ([]*targets.Group, bool) {
+	s.mu.Lock()
+	namespaces := s.discovering
+	s.mu.Unlock()
+	if namespaces == nil {
+		return nil, false
+	}
+	groups, _ := s.held(namespaces)
+	return groups, true
+}
+
+// held returns the targets the source holds for namespaces: the last good targets of each one's
+// services (fresh for those discovered in this cycle), in the order of namespaces and then of
+// service ids, and how many each namespace has.
+func (s *Source) held(namespaces []namespace) ([]*targets.Group, []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []*targets.Group{}
+	counts := make([]int, len(namespaces))
+	for i, ns := range namespaces {
+		for _, id := range s.nsServices[ns.ID] {
+			if st := s.services[id]; st != nil {
+				out = append(out, st.groups...)
+				counts[i] += len(st.groups)
+			}
+		}
+	}
+	return out, counts
 }
 
 // forgetOthers drops the state of namespaces that are no longer discovered.
@@ -306,38 +344,24 @@ func (s *Source) listNamespaces(ctx context.Context) ([]namespace, error) {
 	return out, nil
 }
 
-// discoverNamespace returns the targets of every service of ns. A service that fails keeps its
-// last good targets; when the services cannot be listed, every service the namespace had keeps
-// its targets.
-func (s *Source) discoverNamespace(ctx context.Context, ns namespace) ([]*targets.Group, error) {
+// discoverNamespace discovers every service of ns, each of which keeps its last good targets when
+// its calls fail; when the services cannot be listed, every service the namespace had keeps its
+// targets.
+func (s *Source) discoverNamespace(ctx context.Context, ns namespace) error {
 	var summaries []types.ServiceSummary
 	var err error
 	s.withSlot(ctx, func() { summaries, err = s.listServices(ctx, ns) })
 	if err != nil {
-		err = s.failed(opListServices, namespaceResource(ns), err)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		var out []*targets.Group
-		for _, id := range s.nsServices[ns.ID] {
-			if st := s.services[id]; st != nil {
-				out = append(out, st.groups...)
-			}
-		}
-		return out, err
+		return s.failed(opListServices, namespaceResource(ns), err)
 	}
 	ids, getErr := s.inNamespace(ctx, ns, summaries)
 
-	results := make([][]*targets.Group, len(ids))
 	errs := make([]error, len(ids))
-	s.forEach(ctx, len(ids), func(i int) { results[i], errs[i] = s.discoverService(ctx, ns, ids[i]) })
-	var out []*targets.Group
-	for _, r := range results {
-		out = append(out, r...)
-	}
+	s.forEach(ctx, len(ids), func(i int) { errs[i] = s.discoverService(ctx, ns, ids[i]) })
 	if err := errors.Join(append(errs, getErr)...); err != nil {
-		return out, fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err)
+		return fmt.Errorf("namespace %q (%s): %w", ns.Name, ns.ID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // listServices lists the services that Cloud Map returns for the namespace filter of ns, every
@@ -473,8 +497,9 @@ func (s *Source) acquire(ctx context.Context) bool {
 
 func (s *Source) release() { <-s.slots }
 
-// discoverService returns the targets of one service, or its last good targets and an error.
-func (s *Source) discoverService(ctx context.Context, ns namespace, id string) ([]*targets.Group, error) {
+// discoverService discovers the targets of one service; when that fails the service keeps its
+// last good targets, and the error is returned.
+func (s *Source) discoverService(ctx context.Context, ns namespace, id string) error {
 	s.mu.Lock()
 	st := s.services[id]
 	name, arn, healthCheck := st.name, st.arn, st.healthCheck
@@ -482,24 +507,18 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	ambiguous := s.nsAmbiguous[ns.HTTPName]
 	s.mu.Unlock()
 
-	keepLast := func(err error) ([]*targets.Group, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return st.groups, err
-	}
-
 	now := s.opts.now()
 	if tags == nil || now.Sub(tagsRead) >= s.opts.TagsRefreshInterval {
 		t, err := s.readTags(ctx, arn)
 		if err != nil {
-			return keepLast(s.failed(opListTagsForResource, serviceResource(name, id), err, "namespace", ns.Name))
+			return s.failed(opListTagsForResource, serviceResource(name, id), err, "namespace", ns.Name)
 		}
 		tags, tagsRead = t, now
 	}
 
 	insts, err := s.instances(ctx, ns, name, id, ambiguous, healthCheck)
 	if err != nil {
-		return keepLast(err)
+		return err
 	}
 
 	groups := s.serviceTargets(ctx, ns, service{ID: id, Name: name, ARN: arn, Tags: tags}, insts, last)
@@ -508,7 +527,7 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) (
 	st.tags, st.tagsRead = tags, tagsRead
 	st.groups = groups
 	s.mu.Unlock()
-	return groups, nil
+	return nil
 }
 
 func portFrom(d defaults) string {

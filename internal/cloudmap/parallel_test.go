@@ -2,6 +2,7 @@ package cloudmap
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,34 @@ func TestHungCallCostsOnlyItsService(t *testing.T) {
 	require.ErrorIs(t, got.err, hold.ErrReleased)
 	require.ErrorContains(t, got.err, `namespace "one" (ns-1): service "svc-001" (ns-1-srv-001): DiscoverInstances`)
 	require.Equal(t, append(want, "10.99.0.1:3000"), addresses(got.groups))
+}
+
+// TestProgressWhileACallHangs: while one service's call hangs, Progress holds every other
+// service's fresh targets and the hung service's last ones, which is what the discovery returns
+// when the call ends in a timeout; Progress has nothing to tell when no discovery runs.
+func TestProgressWhileACallHangs(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, "one", "two")
+	want := e.twoNamespaces(t, 3, 2)
+	_, ok := e.src.Progress()
+	require.False(t, ok, "no discovery runs")
+
+	release := e.api.holds.Hold("DiscoverInstances/ns-1-srv-001")
+	e.api.addInstance("ns-2-srv-000", "new-task", ecsAttrs("10.99.0.1"), types.HealthStatusHealthy)
+	e.api.addInstance("ns-1-srv-001", "unseen-task", ecsAttrs("10.99.0.2"), types.HealthStatusHealthy)
+	done := e.discoverAsync()
+	require.Equal(t, "DiscoverInstances/ns-1-srv-001", e.api.holds.Next(t))
+	held := append(slices.Clone(want), "10.99.0.1:3000")
+	require.Eventually(t, func() bool {
+		groups, ok := e.src.Progress()
+		return ok && slices.Equal(held, addresses(groups))
+	}, 5*time.Second, 5*time.Millisecond, "the other services' targets while one call hangs")
+	release()
+	got := <-done
+	require.ErrorIs(t, got.err, hold.ErrReleased)
+	require.Equal(t, held, addresses(got.groups))
+	_, ok = e.src.Progress()
+	require.False(t, ok, "the discovery has ended")
 }
 
 // TestNamespacesInParallel: a namespace whose services cannot be listed yet does not hold up

@@ -5,11 +5,13 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ecs-sd/ecs-sd/internal/ecs"
+	"github.com/ecs-sd/ecs-sd/internal/events"
 )
 
 // Config is every setting of ecs-sd. The YAML keys are the field tags.
@@ -29,6 +32,7 @@ type Config struct {
 	Web              Web              `yaml:"web"`
 	CloudMap         CloudMap         `yaml:"cloudmap"`
 	ECS              ecs.Config       `yaml:"ecs"`
+	Events           Events           `yaml:"events"`
 	PrometheusConfig PrometheusConfig `yaml:"prometheus_config"`
 }
 
@@ -76,6 +80,15 @@ type CloudMap struct {
 	Concurrency int `yaml:"concurrency"`
 }
 
+// Events configures event mode: the SQS queue to which EventBridge rules deliver ECS task state
+// changes and Cloud Map registrations. Empty QueueURL: no events, discovery by polling only.
+type Events struct {
+	QueueURL string `yaml:"queue_url"`
+	// Coalesce is how long after the first messages of a batch further ones are awaited before
+	// the batch is applied as one update of the outputs; 0: each receive on its own.
+	Coalesce model.Duration `yaml:"coalesce"`
+}
+
 // PrometheusConfig configures the sync of the Prometheus configuration from SSM.
 type PrometheusConfig struct {
 	Enabled   bool   `yaml:"enabled"`
@@ -104,6 +117,8 @@ const (
 const (
 	MinRefreshInterval = 100 * time.Millisecond
 	MaxDuration        = 24 * time.Hour
+	// MaxCoalesce bounds the events' coalescing window, which delays every event's update.
+	MaxCoalesce = 5 * time.Second
 )
 
 // Bounds of the AWS call timeouts: below the least, AWS cannot answer; above the most, a hung
@@ -128,6 +143,7 @@ func Default() Config {
 			Concurrency:         8,
 		},
 		ECS:              ecs.DefaultConfig(),
+		Events:           Events{Coalesce: model.Duration(events.DefaultCoalesce)},
 		PrometheusConfig: PrometheusConfig{Enabled: true, Parameter: defaultPrometheusParam, FileName: "prometheus.yaml"},
 	}
 }
@@ -246,6 +262,11 @@ func (c *Config) Validate() error {
 	if c.ECS.Enabled() {
 		errs = append(errs, c.ECS.Validate())
 	}
+	if c.Events.QueueURL != "" {
+		if err := checkQueueURL(c.Events.QueueURL, c.AWS.Region); err != nil {
+			errs = append(errs, fmt.Errorf("events queue url %q: %w", c.Events.QueueURL, err))
+		}
+	}
 	if !c.CloudMap.Enabled && !c.ECS.Enabled() {
 		errs = append(errs, errors.New("no source enabled: enable cloudmap, or give ecs clusters (or all_clusters)"))
 	}
@@ -261,17 +282,19 @@ func (c *Config) checkDurations() []error {
 	for _, d := range []struct {
 		name      string
 		value     model.Duration
-		min       time.Duration
-		zeroMeans string // for a time to live, what 0 means
+		min, max  time.Duration // max 0: MaxDuration
+		zeroMeans string        // for a time to live, what 0 means
 	}{
-		{"refresh interval", c.RefreshInterval, MinRefreshInterval, ""},
-		{"cloudmap tags refresh interval", c.CloudMap.TagsRefreshInterval, 0, "read every cycle"},
-		{"ecs task refresh interval", c.ECS.TaskRefreshInterval, 0, "never again"},
-		{"ecs instance refresh interval", c.ECS.InstanceRefreshInterval, 0, "for its life"},
-		{"ecs metadata refresh interval", c.ECS.MetadataRefreshInterval, 0, "for its life"},
+		{"refresh interval", c.RefreshInterval, MinRefreshInterval, 0, ""},
+		{"cloudmap tags refresh interval", c.CloudMap.TagsRefreshInterval, 0, 0, "read every cycle"},
+		{"ecs task refresh interval", c.ECS.TaskRefreshInterval, 0, 0, "never again"},
+		{"ecs instance refresh interval", c.ECS.InstanceRefreshInterval, 0, 0, "for its life"},
+		{"ecs metadata refresh interval", c.ECS.MetadataRefreshInterval, 0, 0, "for its life"},
+		{"events coalesce", c.Events.Coalesce, 0, MaxCoalesce, "each receive on its own"},
 	} {
-		if v := time.Duration(d.value); v < d.min || v > MaxDuration {
-			bounds := fmt.Sprintf("must be from %s to %s", model.Duration(d.min), model.Duration(MaxDuration))
+		maxValue := cmp.Or(d.max, MaxDuration)
+		if v := time.Duration(d.value); v < d.min || v > maxValue {
+			bounds := fmt.Sprintf("must be from %s to %s", model.Duration(d.min), model.Duration(maxValue))
 			if d.zeroMeans != "" {
 				bounds += fmt.Sprintf(" (0s: %s)", d.zeroMeans)
 			}
@@ -279,6 +302,40 @@ func (c *Config) checkDurations() []error {
 		}
 	}
 	return errs
+}
+
+// Shapes of an SQS queue URL: https://sqs.REGION.amazonaws.com/ACCOUNT_ID/QUEUE_NAME (or the
+// legacy host REGION.queue.amazonaws.com); a queue name is 1 to 80 letters, digits, hyphens and
+// underscores, a FIFO queue's ending in ".fifo".
+var (
+	accountIDPattern = regexp.MustCompile(`^\d{12}$`)
+	queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+	queueHostPattern = regexp.MustCompile(`^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$`)
+)
+
+// checkQueueURL checks that u is an SQS queue URL, in region when the host names a region and
+// region is set.
+func checkQueueURL(u, region string) error {
+	const shape = "http(s)://HOST/ACCOUNT_ID/QUEUE_NAME"
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.RawQuery != "" || p.Fragment != "" {
+		return errors.New("must be an SQS queue URL, " + shape)
+	}
+	account, name, ok := strings.Cut(strings.TrimPrefix(p.Path, "/"), "/")
+	switch {
+	case !ok || strings.Contains(name, "/"):
+		return errors.New("the path must be /ACCOUNT_ID/QUEUE_NAME, as in " + shape)
+	case !accountIDPattern.MatchString(account):
+		return fmt.Errorf("account id %q: must be 12 digits", account)
+	case len(name) > 80 || !queueNamePattern.MatchString(strings.TrimSuffix(name, ".fifo")):
+		return fmt.Errorf("queue name %q: must be 1 to 80 letters, digits, hyphens or underscores (a FIFO queue's ending in .fifo)", name)
+	}
+	if m := queueHostPattern.FindStringSubmatch(p.Hostname()); m != nil && region != "" {
+		if queueRegion := m[1] + m[2]; queueRegion != region {
+			return fmt.Errorf("the queue is in region %s, ecs-sd's AWS region is %s", queueRegion, region)
+		}
+	}
+	return nil
 }
 
 // validateTimeouts checks the AWS call timeouts: each within its bounds, and an attempt no longer

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,91 @@ ecs metadata refresh interval 30d: must be from 0s to 1d (0s: for its life)`)
 	require.NoError(t, os.WriteFile(path, []byte("refresh_interval: 18446744074s\n"), 0o600))
 	c = Default()
 	require.ErrorContains(t, c.LoadFile(path), "out of range")
+}
+
+// TestEventsSettings: event mode is off by default, with a coalescing window of 150ms; the file's
+// events section sets the queue and the window.
+func TestEventsSettings(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	require.NoError(t, c.Validate())
+	require.Empty(t, c.Events.QueueURL)
+	require.Equal(t, model.Duration(150*time.Millisecond), c.Events.Coalesce)
+
+	path := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+aws: {region: eu-west-1}
+events:
+  queue_url: https://sqs.eu-west-1.amazonaws.com/111122223333/ecs-sd-events
+  coalesce: 300ms
+`), 0o600))
+	c = Default()
+	require.NoError(t, c.LoadFile(path))
+	require.NoError(t, c.Validate())
+	require.Equal(t, "https://sqs.eu-west-1.amazonaws.com/111122223333/ecs-sd-events", c.Events.QueueURL)
+	require.Equal(t, model.Duration(300*time.Millisecond), c.Events.Coalesce)
+}
+
+// TestEventsQueueURLMustBeAQueue: the queue URL is an SQS queue's (any host: an emulator or a
+// VPC endpoint), in ecs-sd's region when its host names one; anything else is named.
+func TestEventsQueueURLMustBeAQueue(t *testing.T) {
+	t.Parallel()
+	for u, want := range map[string]string{
+		"https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events":      "",
+		"https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events.fifo": "",
+		"https://queue.amazonaws.com/123456789012/a_b-C9":                     "",
+		"https://us-east-1.queue.amazonaws.com/123456789012/q":                "",
+		"https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q":              `the queue is in region cn-north-1, ecs-sd's AWS region is us-east-1`,
+		"http://127.0.0.1:4566/000000000000/events":                           "",
+		"https://vpce-0a1b.sqs.us-east-1.vpce.amazonaws.com/123456789012/q":   "",
+		"https://sqs.eu-west-1.amazonaws.com/123456789012/ecs-sd-events":      `the queue is in region eu-west-1, ecs-sd's AWS region is us-east-1`,
+		"https://eu-west-1.queue.amazonaws.com/123456789012/q":                `the queue is in region eu-west-1, ecs-sd's AWS region is us-east-1`,
+		"ecs-sd-events": "must be an SQS queue URL, http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"arn:aws:sqs:us-east-1:123456789012:ecs-sd-events":                            "must be an SQS queue URL, http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"ftp://sqs.us-east-1.amazonaws.com/123456789012/q":                            "must be an SQS queue URL, http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"https://sqs.us-east-1.amazonaws.com/123456789012/q?Action=ReceiveMessage":    "must be an SQS queue URL, http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"https://sqs.us-east-1.amazonaws.com/":                                        "the path must be /ACCOUNT_ID/QUEUE_NAME, as in http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"https://sqs.us-east-1.amazonaws.com/123456789012/q/x":                        "the path must be /ACCOUNT_ID/QUEUE_NAME, as in http(s)://HOST/ACCOUNT_ID/QUEUE_NAME",
+		"https://sqs.us-east-1.amazonaws.com/12345/q":                                 `account id "12345": must be 12 digits`,
+		"https://sqs.us-east-1.amazonaws.com/123456789012/":                           `queue name "": must be 1 to 80 letters, digits, hyphens or underscores (a FIFO queue's ending in .fifo)`,
+		"https://sqs.us-east-1.amazonaws.com/123456789012/my.queue":                   `queue name "my.queue": must be 1 to 80 letters, digits, hyphens or underscores (a FIFO queue's ending in .fifo)`,
+		"https://sqs.us-east-1.amazonaws.com/123456789012/" + strings.Repeat("q", 81): `queue name "` + strings.Repeat("q", 81) + `": must be 1 to 80 letters, digits, hyphens or underscores (a FIFO queue's ending in .fifo)`,
+	} {
+		c := Default()
+		c.AWS.Region = "us-east-1"
+		c.Events.QueueURL = u
+		err := c.Validate()
+		if want == "" {
+			require.NoError(t, err, u)
+			continue
+		}
+		require.EqualError(t, err, `events queue url "`+u+`": `+want)
+	}
+
+	// Without a configured region (the SDK's chain decides) any region's queue is accepted.
+	c := Default()
+	c.Events.QueueURL = "https://sqs.eu-west-1.amazonaws.com/123456789012/ecs-sd-events"
+	require.NoError(t, c.Validate())
+}
+
+func TestEventsCoalesceIsBounded(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		0:                              "",
+		MaxCoalesce:                    "",
+		time.Millisecond:               "",
+		MaxCoalesce + time.Millisecond: "events coalesce 5s1ms: must be from 0s to 5s (0s: each receive on its own)",
+		time.Minute:                    "events coalesce 1m: must be from 0s to 5s (0s: each receive on its own)",
+		-time.Millisecond:              "events coalesce -1ms: must be from 0s to 5s (0s: each receive on its own)",
+	} {
+		c := Default()
+		c.Events.Coalesce = model.Duration(d)
+		if want == "" {
+			require.NoError(t, c.Validate(), d)
+			continue
+		}
+		require.EqualError(t, c.Validate(), want)
+	}
 }
 
 func TestAWSTimeouts(t *testing.T) {

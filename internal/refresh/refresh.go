@@ -1,5 +1,7 @@
-// Package refresh runs ecs-sd's discovery cycle: every source is asked for its targets, the
-// results are merged into one list, and every sink (file_sd file, http_sd endpoint) is given it.
+// Package refresh runs ecs-sd's discovery: every interval each source is asked for its targets,
+// and each time a source's discovery ends, its targets are merged with the latest of every other
+// source into one list, which every sink (file_sd file, http_sd endpoint) is given. A source whose
+// discovery is slow (a hung AWS call) so holds back no other source's changes.
 //
 // The loop never trades good data for an error. A source that fails outright keeps its previous
 // targets; a source that fails in part returns what it has (its own last-known targets fill the
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -28,21 +31,35 @@ import (
 // Discover returns every target the source knows of. When part of the discovery failed it returns
 // the targets it could still vouch for (including its last-known targets for the failed part) and
 // a non-nil error; when nothing could be discovered it returns nil groups and an error, and the
-// loop keeps the source's previous targets.
+// loop keeps the source's previous targets. The loop never runs two discoveries of a source at
+// once.
 type Source interface {
 	Name() string
 	Discover(ctx context.Context) ([]*targets.Group, error)
 }
 
-// Sink receives the merged target list after every cycle (and the baseline before the first),
-// sorted and rendered once for every sink.
+// Progressive is a Source whose discovery is made of independent parts (Cloud Map's services),
+// which can tell, while a discovery runs, what it holds already: a part that ends is published
+// without waiting for a slow one.
+type Progressive interface {
+	Source
+	// Progress returns, while a discovery runs, every target the source holds at that moment:
+	// the parts the discovery has finished, fresh, and the last-known targets of the others,
+	// as Discover would return them if it ended then. ok is false when no discovery runs or
+	// the running one has nothing to tell yet. It is called while Discover runs.
+	Progress() (groups []*targets.Group, ok bool)
+}
+
+// Sink receives the merged target list each time a source has given new targets (and the
+// baseline before the first), sorted and rendered once for every sink. The list is often the one
+// it already has: a sink that writes only changes writes as often as the targets change.
 type Sink interface {
 	Name() string
 	Update(ctx context.Context, snap targets.Snapshot) error
 }
 
-// Job is periodic work that runs once per cycle beside discovery (the Prometheus configuration
-// sync). It is not an ECS task.
+// Job is periodic work that runs once per interval beside discovery (the Prometheus
+// configuration sync). It is not an ECS task.
 type Job interface {
 	Name() string
 	Run(ctx context.Context) error
@@ -51,12 +68,17 @@ type Job interface {
 // Options configures a Loop.
 type Options struct {
 	Interval time.Duration
-	// Timeout bounds one cycle, so that a hung AWS call cannot stall discovery; a source that
-	// runs out of time keeps its last targets. Default: twice the interval, at least a minute.
+	// Timeout bounds one discovery of a source and one run of a job, so that a hung AWS call
+	// cannot stall them; a source that runs out of time keeps its last targets. Default: twice
+	// the interval, at least a minute.
 	Timeout time.Duration
-	Sources []Source
-	Sinks   []Sink
-	Jobs    []Job
+	// ProgressInterval is how often Run asks a Progressive source whose discovery is still
+	// running what it holds, and publishes that when it changed. Default: a tenth of the
+	// interval, from 100 ms to 1 s.
+	ProgressInterval time.Duration
+	Sources          []Source
+	Sinks            []Sink
+	Jobs             []Job
 	// Baseline reads the target list an earlier run left (its file_sd file); nil, or a nil list,
 	// when there is none. Until every source has had a discovery without error, the baseline's
 	// targets that the discovery lacks (by endpoint, targets.Group.Key) stay in the list every
@@ -69,14 +91,15 @@ type Options struct {
 	Metrics *Metrics
 }
 
-// Loop is the discovery cycle.
+// Loop is the discovery loop.
 type Loop struct {
 	opts Options
 
 	mu        sync.Mutex
 	last      map[string][]*targets.Group // per source, the last groups it returned
-	succeeded map[string]bool             // sources that had a fully successful cycle
+	succeeded map[string]bool             // sources that had a discovery without error
 	ready     bool                        // complete: every source has succeeded once
+	wake      chan struct{}               // Wake's asks, merged: one pending at most
 
 	// The baseline, until the list is complete: read by earlier (nil once read), held as
 	// baseline (nil until read).
@@ -97,6 +120,9 @@ func New(opts Options) *Loop {
 	if opts.Timeout <= 0 {
 		opts.Timeout = max(2*opts.Interval, time.Minute)
 	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = min(max(opts.Interval/10, 100*time.Millisecond), time.Second)
+	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
@@ -106,7 +132,19 @@ func New(opts Options) *Loop {
 		last:      map[string][]*targets.Group{},
 		succeeded: map[string]bool{},
 		earlier:   opts.Baseline,
+		wake:      make(chan struct{}, 1),
 		metrics:   opts.Metrics,
+	}
+}
+
+// Wake asks Run to begin a discovery of every source at once, as an interval does but without the
+// jobs: event mode's way to read a change without waiting for the next interval. A source whose
+// discovery is running starts again as soon as it ends; asks made meanwhile are merged into
+// that one discovery. It never blocks.
+func (l *Loop) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
 
@@ -194,100 +232,233 @@ func (l *Loop) publish(ctx context.Context, snap targets.Snapshot) []error {
 	return errs
 }
 
-// Run runs a cycle at once and then every interval until ctx is done.
+// task is a source's discovery or a job, as Run schedules them.
+type task struct {
+	source  Source // a source, or
+	job     Job
+	running bool
+	due     bool // an interval began while it ran: it runs again as soon as it ends
+}
+
+// ended is the end of the task at index i of Run's tasks, with the discovery's result when the
+// task is a source's.
+type ended struct {
+	i      int
+	result result
+}
+
+// Run discovers with every source and runs every job at once and then every interval, until ctx
+// is done. Each source's result is published as soon as its discovery ends (and, for a
+// Progressive source, while it runs: every ProgressInterval, when what it holds changed), merged
+// with the latest result of every other source; sinks are given only that list, so one that
+// writes only changes writes as often as the targets change.
+//
+// A source is never discovered twice at once, nor a job run twice at once: when an interval
+// begins while its previous discovery (or run) has not ended, the next one starts as soon as
+// that one ends, so a discovery that takes longer than the interval is followed by the next
+// without a gap, and never overlaps it.
 func (l *Loop) Run(ctx context.Context) error {
+	tasks := make([]task, 0, len(l.opts.Sources)+len(l.opts.Jobs))
+	for _, s := range l.opts.Sources {
+		tasks = append(tasks, task{source: s})
+	}
+	for _, j := range l.opts.Jobs {
+		tasks = append(tasks, task{job: j})
+	}
+	// Each task runs once at a time and ends once, so a send never blocks.
+	endings := make(chan ended, len(tasks))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	start := func(i int) {
+		tasks[i].running, tasks[i].due = true, false
+		source, job := tasks[i].source, tasks[i].job
+		wg.Go(func() {
+			if source != nil {
+				endings <- ended{i, l.discover(ctx, source)}
+				return
+			}
+			_ = l.runJob(ctx, job) // logged and counted
+			endings <- ended{i: i}
+		})
+	}
+	begin := func(jobs bool) {
+		for i := range tasks {
+			if tasks[i].job != nil && !jobs {
+				continue
+			}
+			if tasks[i].running {
+				tasks[i].due = true
+			} else {
+				start(i)
+			}
+		}
+	}
+
 	ticker := time.NewTicker(l.opts.Interval)
 	defer ticker.Stop()
+	progress := time.NewTicker(l.opts.ProgressInterval)
+	defer progress.Stop()
+	begin(true)
 	for {
-		// Errors are logged and counted inside RunOnce; the loop carries on.
-		_ = l.RunOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
+			begin(true)
+		case <-l.wake:
+			begin(false)
+		case e := <-endings:
+			if ctx.Err() != nil {
+				continue // shutting down: the discovery was cut short
+			}
+			t := &tasks[e.i]
+			t.running = false
+			if t.source != nil {
+				_ = l.store(t.source.Name(), e.result) // logged and counted
+				_ = l.update(ctx)                      // logged and counted
+			}
+			if t.due {
+				start(e.i)
+			}
+		case <-progress.C:
+			l.progress(ctx, tasks)
 		}
 	}
 }
 
-// RunOnce runs one cycle: jobs and sources concurrently, then the sinks. It returns every error
-// met, joined; the sinks are updated all the same.
-func (l *Loop) RunOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
-	defer cancel()
-	type result struct {
-		groups []*targets.Group
-		err    error
+// progress publishes what the Progressive sources whose discovery runs hold, when it changed.
+func (l *Loop) progress(ctx context.Context, tasks []task) {
+	changed := false
+	for _, t := range tasks {
+		p, ok := t.source.(Progressive)
+		if !ok || !t.running {
+			continue
+		}
+		if groups, ok := p.Progress(); ok && l.hold(p.Name(), groups) {
+			changed = true
+		}
 	}
+	if changed {
+		_ = l.update(ctx) // logged and counted
+	}
+}
+
+// RunOnce runs one cycle: jobs and sources concurrently and, once every one has ended, the sinks
+// once. It returns every error met, joined; the sinks are updated all the same.
+func (l *Loop) RunOnce(ctx context.Context) error {
 	results := make([]result, len(l.opts.Sources))
 	jobErrs := make([]error, len(l.opts.Jobs))
 	var wg sync.WaitGroup
 	for i, s := range l.opts.Sources {
-		wg.Go(func() {
-			start := time.Now()
-			groups, err := s.Discover(ctx)
-			l.metrics.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
-			results[i] = result{groups, err}
-		})
+		wg.Go(func() { results[i] = l.discover(ctx, s) })
 	}
 	for i, j := range l.opts.Jobs {
-		wg.Go(func() {
-			if err := j.Run(ctx); err != nil {
-				l.metrics.jobFailures.WithLabelValues(j.Name()).Inc()
-				l.opts.Logger.Error("Periodic job failed", "job", j.Name(), "err", err)
-				jobErrs[i] = fmt.Errorf("%s: %w", j.Name(), err)
-			}
-		})
+		wg.Go(func() { jobErrs[i] = l.runJob(ctx, j) })
 	}
 	wg.Wait()
 
 	var errs []error
-	l.mu.Lock()
 	for i, s := range l.opts.Sources {
-		r := results[i]
-		name := s.Name()
-		switch {
-		case r.err == nil:
-			l.last[name] = r.groups
-			l.succeeded[name] = true
-			l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
-		case r.groups != nil:
-			l.last[name] = r.groups
-		}
-		if r.err != nil {
-			l.metrics.failures.WithLabelValues(name).Inc()
-			errs = append(errs, fmt.Errorf("source %s: %w", name, r.err))
-			if r.groups != nil {
-				l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
-			} else {
-				l.opts.Logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[name]), "err", r.err)
-			}
-		}
-		l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
+		errs = append(errs, l.store(s.Name(), results[i]))
 	}
+	errs = append(errs, l.update(ctx)...)
+	return errors.Join(append(errs, jobErrs...)...)
+}
+
+// result is the outcome of one discovery.
+type result struct {
+	groups []*targets.Group
+	err    error
+}
+
+// discover runs one discovery of s, bounded by the timeout, and observes its duration.
+func (l *Loop) discover(ctx context.Context, s Source) result {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	start := time.Now()
+	groups, err := s.Discover(ctx)
+	l.metrics.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
+	return result{groups, err}
+}
+
+// runJob runs j once, bounded by the timeout; its error is logged, counted and returned.
+func (l *Loop) runJob(ctx context.Context, j Job) error {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	if err := j.Run(ctx); err != nil {
+		l.metrics.jobFailures.WithLabelValues(j.Name()).Inc()
+		l.opts.Logger.Error("Periodic job failed", "job", j.Name(), "err", err)
+		return fmt.Errorf("%s: %w", j.Name(), err)
+	}
+	return nil
+}
+
+// store takes in the result of a discovery by the source name: its groups become the source's
+// targets unless it failed outright. A failure is logged and counted, and returned.
+func (l *Loop) store(name string, r result) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case r.err == nil:
+		l.last[name] = r.groups
+		l.succeeded[name] = true
+		l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+	case r.groups != nil:
+		l.last[name] = r.groups
+	}
+	l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
+	if r.err == nil {
+		return nil
+	}
+	l.metrics.failures.WithLabelValues(name).Inc()
+	if r.groups != nil {
+		l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
+	} else {
+		l.opts.Logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[name]), "err", r.err)
+	}
+	return fmt.Errorf("source %s: %w", name, r.err)
+}
+
+// hold takes in what the running discovery of the source name holds (Progressive), and reports
+// whether it differs from the source's targets, group by group.
+func (l *Loop) hold(name string, groups []*targets.Group) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if slices.Equal(groups, l.last[name]) {
+		return false
+	}
+	l.last[name] = groups
+	l.metrics.targets.WithLabelValues(name).Set(float64(len(groups)))
+	return true
+}
+
+// update merges the targets of every source, with the baseline's that they lack until the list
+// is complete, and hands the list to every sink. It returns the errors of the sinks (logged and
+// counted), or why no list could be made: then the outputs keep what they have.
+func (l *Loop) update(ctx context.Context) []error {
+	l.mu.Lock()
 	complete := len(l.succeeded) == len(l.opts.Sources)
-	bySource := make(map[string][]*targets.Group, len(l.last))
-	for k, v := range l.last {
-		bySource[k] = v
-	}
+	bySource := maps.Clone(l.last)
 	l.mu.Unlock()
 
 	merged, kept, err := l.withBaseline(targets.Merge(bySource), complete)
 	if err != nil { // without it the list could shrink the outputs: they keep what they have
 		l.opts.Logger.Error("Cannot read the earlier target list", "err", err)
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
 	snap, err := l.snapshot(merged)
 	if err != nil { // label sets always encode; the outputs keep what they have
 		l.opts.Logger.Error("Cannot render the target list", "err", err)
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
-	errs = append(errs, l.publish(ctx, snap)...)
+	errs := l.publish(ctx, snap)
 
 	l.mu.Lock()
 	first := complete && !l.ready
 	l.ready = l.ready || complete
 	l.mu.Unlock()
 	l.baseMu.Lock()
+	defer l.baseMu.Unlock()
 	switch {
 	case first && kept >= 0:
 		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups), "earlier_targets_dropped", kept)
@@ -297,13 +468,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(snap.Groups), "earlier_targets", kept)
 	}
 	l.kept = max(kept, 0)
-	l.baseMu.Unlock()
-	for _, err := range jobErrs {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // lacking returns the baseline groups whose endpoints groups lack.

@@ -91,6 +91,7 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
 	groups := sink.last()
 	require.Len(t, groups, 1)
+	require.Len(t, sink.updates, 1, "once, when every source has ended")
 	require.False(t, l.Ready(), "source a has produced nothing yet")
 
 	require.NoError(t, l.RunOnce(ctx))

@@ -50,7 +50,7 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
-// Names and ports of the deploy kit: ECS cluster and service names of deploy/scripts/05-services.sh
+// Names and ports of the deploy kit: ECS cluster and service names of deploy/scripts/06-services.sh
 // (its defaults), the METRICS_PORT tags 01-cloudmap.sh puts on the Cloud Map services.
 const (
 	ClusterName         = "ecs-sd"
@@ -322,7 +322,7 @@ func (p *Pipeline) startAWS(ctx context.Context) error {
 	}
 	p.MotoURL = rig.MotoURL(port)
 	p.log.Info("started moto (AWS emulator)", "url", p.MotoURL, "pid", proc.PID())
-	cfg, err := rig.AWSConfig(ctx, p.MotoURL)
+	cfg, err := rig.FixtureConfig(ctx, p.MotoURL)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -167,10 +166,7 @@ func (m *Moto) DeleteNamespace(tb testing.TB, id string) {
 	ctx, cancel := callContext(tb)
 	defer cancel()
 	_, err := m.fixtureClients(tb).cloudMap.DeleteNamespace(ctx, &servicediscovery.DeleteNamespaceInput{Id: &id})
-	// A delete the SDK retried after moto had carried it out is answered NamespaceNotFound: the
-	// namespace is gone all the same (the retry is logged).
-	var notFound *sdtypes.NamespaceNotFound
-	if err != nil && !errors.As(err, &notFound) {
+	if err != nil {
 		tb.Fatalf("delete namespace %s: %v", id, err)
 	}
 }

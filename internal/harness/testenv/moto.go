@@ -99,7 +99,7 @@ func newMoto(spec supervise.ServerSpec) (*Moto, error) {
 	}
 	m := &Moto{URL: rig.MotoURL(port), proc: &process{proc}}
 	m.clients = sync.OnceValues(func() (*awsClients, error) {
-		cfg, err := awsConfig(context.Background(), m.URL)
+		cfg, err := fixtureConfig(context.Background(), m.URL)
 		if err != nil {
 			return nil, err
 		}
@@ -123,10 +123,15 @@ func (m *Moto) Reset(tb testing.TB) {
 	check(tb, postEmpty(ctx, m.URL+"/moto-api/reset"))
 }
 
-// Config returns an SDK configuration for this moto: see AWSConfig.
+// Config returns an SDK configuration for clients that build fixtures on this moto, or read it:
+// AWSConfig, except that a call that changes state is not retried (see rig.FixtureConfig).
 func (m *Moto) Config(tb testing.TB) aws.Config {
 	tb.Helper()
-	return AWSConfig(tb, m.URL)
+	ctx, cancel := callContext(tb)
+	defer cancel()
+	cfg, err := fixtureConfig(ctx, m.URL)
+	check(tb, err)
+	return cfg
 }
 
 // Env returns the environment a child process needs to talk to this moto: see AWSEnv.
@@ -160,10 +165,19 @@ func AWSConfig(tb testing.TB, endpointURL string) aws.Config {
 }
 
 // awsConfig is rig.AWSConfig with every SDK retry logged to standard error, which go test shows
-// when a test fails: a mutation retried after moto carried it out fails in a puzzling way (a
-// delete answered NotFound), and the log line says why.
+// when a test fails.
 func awsConfig(ctx context.Context, endpointURL string) (aws.Config, error) {
-	cfg, err := rig.AWSConfig(ctx, endpointURL)
+	return logRetries(rig.AWSConfig(ctx, endpointURL))
+}
+
+// fixtureConfig is rig.FixtureConfig, whose writes are never retried (a write retried after moto
+// carried it out fails in a puzzling way, or leaves a duplicate), with every SDK retry (of a
+// read) logged to standard error.
+func fixtureConfig(ctx context.Context, endpointURL string) (aws.Config, error) {
+	return logRetries(rig.FixtureConfig(ctx, endpointURL))
+}
+
+func logRetries(cfg aws.Config, err error) (aws.Config, error) {
 	if err != nil {
 		return cfg, err
 	}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Step 3 of the CLI path: the IAM roles the task definitions name.
+# Step 4 of the CLI path: the IAM roles the task definitions name.
 #   - the task execution role (ECS agent: write container logs; pull the images that come from
 #     ECR, from their repositories only);
-#   - the Prometheus task role (ecs-sd: read its two SSM parameters and the Cloud Map namespace;
-#     Prometheus: remote-write to the AMP workspace), least privilege, see deploy/iam/ and the
-#     IAM section of deploy/README.md.
+#   - the Prometheus task role (ecs-sd: read its two SSM parameters and the Cloud Map namespace,
+#     and in event mode receive and delete the messages of its queue; Prometheus: remote-write to
+#     the AMP workspace), least privilege, see deploy/iam/ and the IAM section of deploy/README.md.
 # The web app and node exporter call no AWS API and get no task role.
 #
 # Environment (the outputs of steps 1 and 2 provide most of it):
@@ -18,6 +18,10 @@
 #                                                ECR repositories of these and of
 #                                                PROMETHEUS_IMAGE and NODE_EXPORTER_IMAGE (images
 #                                                of other registries need no permission)
+#   EVENTS_QUEUE_ARN                             the event queue (step 3): the task role may
+#                                                receive and delete its messages
+#                                                (iam/events-consumer-policy.json); when empty,
+#                                                the role gets no SQS permission
 #   ROLE_NAME_PREFIX                             default ecs-sd
 #   AWS_ACCOUNT_ID                               default: asked from STS
 #
@@ -32,6 +36,9 @@ require_env AWS_REGION CLOUDMAP_NAMESPACE_ARN CLOUDMAP_SERVICE_ARNS \
 	DISCOVERY_NAMESPACES_PARAMETER_ARN PROMETHEUS_CONFIG_PARAMETER_ARN WORKSPACE_ARN \
 	ECS_SD_IMAGE WEBAPP_IMAGE
 ROLE_NAME_PREFIX="${ROLE_NAME_PREFIX:-ecs-sd}"
+if [[ -n "${EVENTS_QUEUE_ARN:-}" && ! "$EVENTS_QUEUE_ARN" =~ ^arn:[a-z-]+:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$ ]]; then
+	die "EVENTS_QUEUE_ARN: not an SQS queue ARN: $EVENTS_QUEUE_ARN"
+fi
 AWS_ACCOUNT_ID="$(aws_account_id)"
 AWS_PARTITION="$(aws_partition)"
 [[ -n "$AWS_ACCOUNT_ID" ]] || die "cannot tell the AWS account id (set AWS_ACCOUNT_ID)"
@@ -85,6 +92,13 @@ put_policy() {
 		--policy-document "file://$tmp/policy.json"
 }
 
+# remove_policy ROLE NAME deletes the role's inline policy NAME, if it has one.
+remove_policy() {
+	local role="$1" name="$2" err
+	err="$(awscli iam delete-role-policy --role-name "$role" --policy-name "$name" 2>&1)" ||
+		[[ "$err" == *NoSuchEntity* ]] || die "delete the policy $name of $role: $err"
+}
+
 execution_role_name="${ROLE_NAME_PREFIX}-task-execution"
 execution_role="$(ensure_role "$execution_role_name")"
 put_policy "$execution_role_name" "$ECS_SD_DEPLOY_DIR/iam/task-execution-policy.json"
@@ -93,12 +107,18 @@ if ((${#ecr_arns[@]} > 0)); then
 	put_policy "$execution_role_name" "$ECS_SD_DEPLOY_DIR/iam/ecr-pull-policy.json"
 else
 	log "no image comes from ECR: the execution role gets no ECR permission"
-	err="$(awscli iam delete-role-policy --role-name "$execution_role_name" --policy-name ecr-pull-policy 2>&1)" ||
-		[[ "$err" == *NoSuchEntity* ]] || die "delete the ECR policy of $execution_role_name: $err"
+	remove_policy "$execution_role_name" ecr-pull-policy
 fi
 
 prometheus_role_name="${ROLE_NAME_PREFIX}-prometheus-task"
 prometheus_role="$(ensure_role "$prometheus_role_name")"
 put_policy "$prometheus_role_name" "$ECS_SD_DEPLOY_DIR/iam/prometheus-task-policy.json"
+if [[ -n "${EVENTS_QUEUE_ARN:-}" ]]; then
+	log "ecs-sd may receive and delete the messages of $EVENTS_QUEUE_ARN"
+	put_policy "$prometheus_role_name" "$ECS_SD_DEPLOY_DIR/iam/events-consumer-policy.json"
+else
+	log "no EVENTS_QUEUE_ARN: the Prometheus task role gets no SQS permission (polling only)"
+	remove_policy "$prometheus_role_name" events-consumer-policy
+fi
 emit EXECUTION_ROLE_ARN "$execution_role"
 emit PROMETHEUS_TASK_ROLE_ARN "$prometheus_role"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 5 of the CLI path: the ECS cluster, the security groups, and the three ECS services, the
+# Step 6 of the CLI path: the ECS cluster, the security groups, and the three ECS services, the
 # scraped ones registered in Cloud Map with --service-registries:
 #   - webapp:        REPLICA, awsvpc; Cloud Map A records (registryArn only);
 #   - node-exporter: DAEMON, host network mode, EC2 only; Cloud Map SRV records, so the registry
@@ -12,7 +12,7 @@
 #
 # Environment:
 #   AWS_REGION                          required (or AWS_DEFAULT_REGION)
-#   CLUSTER_NAME                        default ecs-sd; created when missing. Its EC2 container
+#   CLUSTER_NAME                        default ecs-sd (lib.sh); created when missing. Its EC2 container
 #                                       instances are yours to provide (see deploy/README.md)
 #   VPC_ID                              required unless both security groups are given
 #   SUBNET_IDS                          required: comma-separated private subnets for the awsvpc
@@ -25,7 +25,7 @@
 #                                       9100/tcp (node exporter) from Prometheus
 #   CLOUDMAP_WEBAPP_SERVICE_ARN, CLOUDMAP_NODE_EXPORTER_SERVICE_ARN             required (step 1)
 #   PROMETHEUS_TASK_DEFINITION_ARN, WEBAPP_TASK_DEFINITION_ARN,
-#   NODE_EXPORTER_TASK_DEFINITION_ARN                                           required (step 4)
+#   NODE_EXPORTER_TASK_DEFINITION_ARN                                           required (step 5)
 #   LAUNCH_TYPE                         EC2 (default) or FARGATE, for webapp and prometheus
 #   WEBAPP_DESIRED_COUNT                default 2
 #
@@ -34,7 +34,6 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLUSTER_NAME="${CLUSTER_NAME:-ecs-sd}"
 LAUNCH_TYPE="${LAUNCH_TYPE:-EC2}"
 WEBAPP_DESIRED_COUNT="${WEBAPP_DESIRED_COUNT:-2}"
 require_env AWS_REGION CLOUDMAP_WEBAPP_SERVICE_ARN CLOUDMAP_NODE_EXPORTER_SERVICE_ARN \
@@ -51,11 +50,11 @@ if [[ -z "${PROMETHEUS_SECURITY_GROUP_ID:-}" || -z "${WEBAPP_SECURITY_GROUP_ID:-
 	require_env VPC_ID
 fi
 
-# The interface endpoints a task needs when its subnet has no NAT route: SSM and Cloud Map
-# (ecs-sd), AMP (Prometheus's remote write), ECR and CloudWatch Logs (image pulls and the awslogs
+# The interface endpoints a task needs when its subnet has no NAT route: SSM, Cloud Map and SQS
+# (ecs-sd, SQS for its event queue), AMP (Prometheus's remote write), ECR and CloudWatch Logs (image pulls and the awslogs
 # driver on Fargate; on EC2 the container instance's subnets need them). ECR image layers come
 # from S3 through a gateway endpoint on the subnet's route table.
-interface_endpoints=(ssm servicediscovery data-servicediscovery aps-workspaces ecr.api ecr.dkr logs)
+interface_endpoints=(ssm servicediscovery data-servicediscovery sqs aps-workspaces ecr.api ecr.dkr logs)
 
 # check_egress SUBNET prints nothing when SUBNET has a route out for the tasks, else why not.
 # A route out is a default route (0.0.0.0/0) to a NAT gateway in the subnet's route table (its
@@ -109,7 +108,7 @@ for subnet in "${subnets[@]}"; do
 done
 problems="$(sed '/^$/d' <<<"$problems")"
 if [[ -n "$problems" ]]; then
-	die "SUBNET_IDS names subnets from which tasks cannot reach ECR, SSM, Cloud Map, AMP and CloudWatch Logs:"$'\n'"$problems"$'\n'"set SUBNET_IDS to private subnets whose route table sends 0.0.0.0/0 to a NAT gateway (CREATE_VPC=true in step 1 makes such a VPC), or create the missing VPC endpoints"
+	die "SUBNET_IDS names subnets from which tasks cannot reach ECR, SSM, Cloud Map, SQS, AMP and CloudWatch Logs:"$'\n'"$problems"$'\n'"set SUBNET_IDS to private subnets whose route table sends 0.0.0.0/0 to a NAT gateway (CREATE_VPC=true in step 1 makes such a VPC), or create the missing VPC endpoints"
 fi
 log "subnets $SUBNET_IDS have a route out"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 4 of the CLI path: the CloudWatch log groups (with retention) and the three task
+# Step 5 of the CLI path: the CloudWatch log groups (with retention) and the three task
 # definitions, rendered from deploy/task-definitions/*.json (every ${NAME} replaced by the
 # environment variable NAME; a missing one is an error) and registered.
 #
@@ -7,8 +7,10 @@
 #   AWS_REGION                  required (or AWS_DEFAULT_REGION)
 #   ECS_SD_IMAGE                required, the ecs-sd image (built from the repository's Dockerfile)
 #   WEBAPP_IMAGE                required, the sample web app image (cmd/webapp)
-#   EXECUTION_ROLE_ARN          required (step 3)
-#   PROMETHEUS_TASK_ROLE_ARN    required (step 3)
+#   EXECUTION_ROLE_ARN          required (step 4)
+#   PROMETHEUS_TASK_ROLE_ARN    required (step 4)
+#   EVENTS_QUEUE_URL            required (step 3): ecs-sd's --events.queue-url (with
+#                               --refresh.interval=5m, task-definitions/prometheus.json)
 #   PROMETHEUS_IMAGE            default quay.io/prometheus/prometheus:v3.5.0 (3.x signs remote
 #                               write with SigV4 itself)
 #   NODE_EXPORTER_IMAGE         default quay.io/prometheus/node-exporter:v1.9.1
@@ -25,6 +27,14 @@ export WEBAPP_LOAD_RPS="${WEBAPP_LOAD_RPS:-5}"
 LOG_RETENTION_DAYS="${LOG_RETENTION_DAYS:-14}"
 require_env AWS_REGION ECS_SD_IMAGE WEBAPP_IMAGE EXECUTION_ROLE_ARN PROMETHEUS_TASK_ROLE_ARN
 
+# Render first: a template naming a setting that is missing stops the step before it changes
+# anything.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+for name in prometheus webapp node-exporter; do
+	render_to "$ECS_SD_DEPLOY_DIR/task-definitions/$name.json" "$tmp/$name.json"
+done
+
 for group in "$PROMETHEUS_LOG_GROUP" "$WEBAPP_LOG_GROUP" "$NODE_EXPORTER_LOG_GROUP"; do
 	existing="$(awscli logs describe-log-groups --log-group-name-prefix "$group" \
 		--query "logGroups[?logGroupName=='${group}'].logGroupName" --output text)"
@@ -35,13 +45,9 @@ for group in "$PROMETHEUS_LOG_GROUP" "$WEBAPP_LOG_GROUP" "$NODE_EXPORTER_LOG_GRO
 	awscli logs put-retention-policy --log-group-name "$group" --retention-in-days "$LOG_RETENTION_DAYS"
 done
 
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-# register NAME renders deploy/task-definitions/NAME.json and registers it; prints its ARN.
+# register NAME registers the rendered deploy/task-definitions/NAME.json; prints its ARN.
 register() {
 	local name="$1" arn
-	render_to "$ECS_SD_DEPLOY_DIR/task-definitions/$name.json" "$tmp/$name.json"
 	arn="$(awscli ecs register-task-definition --cli-input-json "file://$tmp/$name.json" \
 		--query taskDefinition.taskDefinitionArn --output text)"
 	log "registered $arn"
