@@ -38,7 +38,7 @@ func TestEventModeDiscoversAfterEachBatch(t *testing.T) {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg := config.Default()
-	cfg.AWS = config.AWS{Region: testenv.Region, EndpointURL: moto.URL}
+	cfg.AWS.Region, cfg.AWS.EndpointURL = testenv.Region, moto.URL
 	cfg.Output.Dir = dir
 	cfg.Web.ListenAddresses = []string{addr}
 	cfg.CloudMap.Namespaces = []string{"apps"}

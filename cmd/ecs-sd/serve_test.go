@@ -27,7 +27,7 @@ import (
 // and listening on addr.
 func testConfig(dir, addr string) config.Config {
 	cfg := config.Default()
-	cfg.AWS = config.AWS{Region: "us-east-1", EndpointURL: "http://127.0.0.1:1"}
+	cfg.AWS.Region, cfg.AWS.EndpointURL = "us-east-1", "http://127.0.0.1:1"
 	cfg.Output.Dir = dir
 	cfg.Web.ListenAddresses = []string{addr}
 	cfg.CloudMap.Namespaces = []string{"apps"}
