@@ -107,6 +107,7 @@ type Source struct {
 	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
 	collisions  refresh.Once    // label-name collisions, logged when they appear
 	discovering []namespace     // the namespaces of the discovery that runs, once resolved
+	resolved    []namespace     // the namespaces of the last discovery that ended
 
 	*metrics
 }
@@ -183,6 +184,9 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	wg.Wait()
 	errs = append(errs, nsErrs...)
 
+	s.mu.Lock()
+	s.resolved = resolved
+	s.mu.Unlock()
 	out, counts := s.held(resolved)
 	s.targetsGauge.Reset()
 	for i, ns := range resolved {

@@ -106,6 +106,9 @@ type Source struct {
 	services    map[serviceKey]*cached[serviceInfo]
 	collisions  refresh.Once // label-name collisions, logged when they appear
 
+	curMu   sync.Mutex       // guards current alone, so that Current never waits for a discovery
+	current []*targets.Group // every target held: the last discovery's, with the tasks applied since
+
 	*metrics
 }
 
@@ -194,10 +197,7 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	runs := s.startRuns(entries)
 	errs = append(errs, s.listTasks(ctx, runs, now))
 	errs = append(errs, s.describeTasks(ctx, runs, now))
-	errs = append(errs, s.readTaskDefinitions(ctx, runs))
-	errs = append(errs, s.readContainerInstances(ctx, runs, now))
-	errs = append(errs, s.readInstances(ctx, runs, now))
-	errs = append(errs, s.readServices(ctx, runs, now))
+	errs = append(errs, s.readFacts(ctx, runs, now))
 
 	s.targetsGauge.Reset()
 	s.tasksGauge.Reset()
@@ -212,6 +212,7 @@ func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	}
 	s.evict()
 	s.endCycle(ctx)
+	s.setCurrent(out)
 	return out, errors.Join(errs...)
 }
 

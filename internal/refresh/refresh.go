@@ -50,6 +50,20 @@ type Progressive interface {
 	Progress() (groups []*targets.Group, ok bool)
 }
 
+// Applier is a Source that also takes changes between discoveries (event mode: a task that
+// started or stopped) into its own state, and tells the targets that state gives at once.
+//
+// Current returns every target the source holds now: the last discovery's, with every change
+// applied since. It must not wait for a running discovery. A change applied while a discovery
+// runs must be in what that discovery's end leaves Current returning (the source keeps it in its
+// state, or the discovery that ends after it is authoritative): the loop stores Current, not the
+// discovery's result, when a discovery of an Applier ends, so an applied change is never lost
+// to a discovery that began before it.
+type Applier interface {
+	Source
+	Current() []*targets.Group
+}
+
 // Sink receives the merged target list each time a source has given new targets (and the
 // baseline before the first), sorted and rendered once for every sink. The list is often the one
 // it already has: a sink that writes only changes writes as often as the targets change.
@@ -146,6 +160,20 @@ func (l *Loop) Wake() {
 	case l.wake <- struct{}{}:
 	default: // a wake is pending already
 	}
+}
+
+// Publish gives every sink the merged list with the source's targets as it holds them now
+// (Applier.Current): event mode's way to publish a change a source applied without a discovery.
+// It is safe while a discovery of that source runs; nothing is published when the source's
+// targets did not change. It returns the sinks' errors (logged and counted).
+func (l *Loop) Publish(ctx context.Context, src Applier) []error {
+	l.mu.Lock()
+	changed := l.holdLocked(src.Name(), src.Current())
+	l.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return l.update(ctx)
 }
 
 // Ready reports whether the list is complete: every source has had a discovery without error
@@ -314,8 +342,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			t := &tasks[e.i]
 			t.running = false
 			if t.source != nil {
-				_ = l.store(t.source.Name(), e.result) // logged and counted
-				_ = l.update(ctx)                      // logged and counted
+				_ = l.store(t.source, e.result) // logged and counted
+				_ = l.update(ctx)               // logged and counted
 			}
 			if t.due {
 				start(e.i)
@@ -359,7 +387,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 
 	var errs []error
 	for i, s := range l.opts.Sources {
-		errs = append(errs, l.store(s.Name(), results[i]))
+		errs = append(errs, l.store(s, results[i]))
 	}
 	errs = append(errs, l.update(ctx)...)
 	return errors.Join(append(errs, jobErrs...)...)
@@ -395,9 +423,13 @@ func (l *Loop) runJob(ctx context.Context, j Job) error {
 
 // store takes in the result of a discovery by the source name: its groups become the source's
 // targets unless it failed outright. A failure is logged and counted, and returned.
-func (l *Loop) store(name string, r result) error {
+func (l *Loop) store(s Source, r result) error {
+	name := s.Name()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if a, ok := s.(Applier); ok && r.groups != nil {
+		r.groups = a.Current() // with the changes applied while the discovery ran
+	}
 	switch {
 	case r.err == nil:
 		l.last[name] = r.groups
@@ -424,6 +456,11 @@ func (l *Loop) store(name string, r result) error {
 func (l *Loop) hold(name string, groups []*targets.Group) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.holdLocked(name, groups)
+}
+
+// holdLocked is hold with l.mu held.
+func (l *Loop) holdLocked(name string, groups []*targets.Group) bool {
 	if slices.Equal(groups, l.last[name]) {
 		return false
 	}
