@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ecs-sd/ecs-sd/internal/cloudmap"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
@@ -29,13 +33,15 @@ func (s *gatedSource) Discover(ctx context.Context) ([]*targets.Group, error) {
 	return nil, nil
 }
 
-// TestResyncRunsOneCycleAfterABatch: in event mode a batch's Flush runs a cycle at once, not at
-// the next tick; Flushes made while a cycle runs give one cycle after it, not one each.
-func TestResyncRunsOneCycleAfterABatch(t *testing.T) {
+// TestUnappliedBatchRunsOneCycle: in event mode a batch with an event no source can apply (a task
+// event while only Cloud Map is enabled) runs a cycle at once, not at the next tick; batches
+// flushed while a cycle runs give one cycle after it, not one each; a batch that changed nothing
+// runs none.
+func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 	t.Parallel()
 	src := &gatedSource{gate: make(chan struct{})}
 	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{src}})
-	now := resync{loop}
+	a := &applier{loop: loop, cloudMap: new(cloudmap.Source), logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -50,17 +56,22 @@ func TestResyncRunsOneCycleAfterABatch(t *testing.T) {
 		t.Helper()
 		require.Eventually(t, func() bool { return src.n.Load() == n }, 5*time.Second, time.Millisecond)
 	}
+	batch := func() {
+		a.TaskChanged(ctx, ecstypes.Task{TaskArn: aws.String("arn:aws:ecs:us-east-1:123456789012:task/prod/1")})
+		a.Flush(ctx)
+	}
 
 	cycles(1) // the first cycle, at start
 	src.gate <- struct{}{}
-	now.Flush(ctx)
+	batch()
 	cycles(2)
 	for range 5 {
-		now.Flush(ctx) // while cycle 2 runs
+		batch() // while cycle 2 runs
 	}
 	src.gate <- struct{}{}
 	cycles(3)
 	src.gate <- struct{}{}
+	a.Flush(ctx) // an empty batch
 	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, int32(3), src.n.Load(), "five Flushes during a cycle: one cycle after it")
+	require.Equal(t, int32(3), src.n.Load(), "five batches during a cycle: one cycle after it; an empty batch: none")
 }

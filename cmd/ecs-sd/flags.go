@@ -66,7 +66,7 @@ func registerFlags(app *kingpin.Application) *flags {
 	intFlag(f, app, "cloudmap.concurrency", "Most Cloud Map calls in flight: namespaces and services are discovered in parallel up to it.",
 		def.CloudMap.Concurrency, func(c *config.Config, v int) { c.CloudMap.Concurrency = v })
 	registerECSFlags(f, app, def.ECS)
-	stringFlag(f, app, "events.queue-url", "SQS queue to which EventBridge rules deliver ECS task state changes and Cloud Map registrations (event mode): discovery runs at once after each batch of events, and --refresh.interval becomes the full resync (5m suggested). E.g. https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events.",
+	stringFlag(f, app, "events.queue-url", "SQS queue to which EventBridge rules deliver ECS task state changes and Cloud Map registrations (event mode): each batch of events is applied at once, and --refresh.interval becomes the full resync (5m suggested). E.g. https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sd-events.",
 		def.Events.QueueURL, func(c *config.Config, v string) { c.Events.QueueURL = v })
 	durationFlag(f, app, "events.coalesce", "How long after a batch's first events further ones are awaited, so that they update the outputs once (0s to 5s; 0s: each receive on its own).",
 		time.Duration(def.Events.Coalesce), func(c *config.Config, v time.Duration) { c.Events.Coalesce = model.Duration(v) })

@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	if err := loop.Prime(ctx); err != nil {
 		return err
 	}
-	return serveAndRun(ctx, cfg.Web, listeners, handler, newRunner(cfg, awsCfg, loop, reg, logger), logger)
+	return serveAndRun(ctx, cfg.Web, listeners, handler, newRunner(cfg, awsCfg, loop, sources, reg, logger), logger)
 }
 
 // newRegistry returns the registry of ecs-sd's metrics, with the build, Go and process collectors.
