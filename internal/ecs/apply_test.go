@@ -33,12 +33,7 @@ func (e *testEnv) apply(t *testing.T, task awstypes.Task) bool {
 func TestApplyTask(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
-	e.aws.addCluster("prod", nil)
-	e.aws.addService("prod", "web", nil)
-	ci := e.aws.addInstance("prod", "i-0abc", "10.0.0.10")
-	def := e.aws.addTaskDef("fam", awstypes.NetworkModeBridge, containerDef("app", exporterLabels("8080"), portMap(8080, 0, "")))
-	e.aws.runTask(run{cluster: "prod", taskDef: def, group: "service:web", instance: ci})
-	require.Equal(t, []string{"10.0.0.10:32768/metrics"}, endpoints(e.discover(t)))
+	ci, def, _ := e.bridgeService(t)
 	require.Equal(t, []string{"10.0.0.10:32768/metrics"}, endpoints(e.src.Current()))
 
 	// A RUNNING task's targets come from the event alone: nothing is read, all is cached.

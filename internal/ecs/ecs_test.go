@@ -427,15 +427,24 @@ func TestHealthStatusRefreshedAfterTaskRefreshInterval(t *testing.T) {
 	require.Equal(t, model.LabelValue("HEALTHY"), e.discover(t)[0].Labels[LabelHealthStatus])
 }
 
+// bridgeService seeds the cluster prod with a service web of one bridge task on the container
+// instance of i-0abc (10.0.0.10), discovered: its target is 10.0.0.10:32768. It returns the
+// container instance, the task definition and the task.
+func (e *testEnv) bridgeService(t *testing.T) (ci, def, task string) {
+	t.Helper()
+	e.aws.addCluster("prod", nil)
+	e.aws.addService("prod", "web", nil)
+	ci = e.aws.addInstance("prod", "i-0abc", "10.0.0.10")
+	def = e.aws.addTaskDef("fam", awstypes.NetworkModeBridge, containerDef("app", exporterLabels("8080"), portMap(8080, 0, "")))
+	task = e.aws.runTask(run{cluster: "prod", taskDef: def, group: "service:web", instance: ci})
+	require.Equal(t, []string{"10.0.0.10:32768/metrics"}, endpoints(e.discover(t)))
+	return ci, def, task
+}
+
 func TestTasksComeAndGo(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
-	e.aws.addCluster("prod", nil)
-	e.aws.addService("prod", "web", nil)
-	ci := e.aws.addInstance("prod", "i-0abc", "10.0.0.10")
-	def := e.aws.addTaskDef("fam", awstypes.NetworkModeBridge, containerDef("app", exporterLabels("8080"), portMap(8080, 0, "")))
-	first := e.aws.runTask(run{cluster: "prod", taskDef: def, group: "service:web", instance: ci})
-	require.Equal(t, []string{"10.0.0.10:32768/metrics"}, endpoints(e.discover(t)))
+	ci, def, first := e.bridgeService(t)
 
 	// A task without bindings yet is skipped and described again every cycle until it has them.
 	second := e.aws.runTask(run{cluster: "prod", taskDef: def, group: "service:web", instance: ci, noBindings: true})
