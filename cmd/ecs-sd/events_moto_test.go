@@ -3,10 +3,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,17 +47,7 @@ func TestEventModeRefreshesTheAnnouncedService(t *testing.T) {
 	cfg.Events.QueueURL = q.URL
 	require.NoError(t, cfg.Validate())
 
-	var logs testenv.SyncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-		if t.Failed() {
-			t.Logf("ecs-sd's log:\n%s", logs.String())
-		}
-	}()
+	logs := startServe(t, cfg)
 	file := filepath.Join(dir, "ecs-services.json")
 	inFile := func(target string) func() (bool, string) {
 		return func() (bool, string) {

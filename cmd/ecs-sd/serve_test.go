@@ -93,14 +93,7 @@ func TestServerErrorsAreStructuredLogs(t *testing.T) {
 	cfg := testConfig(dir, addr)
 	cfg.Web.ConfigFile = webConfig
 
-	var logs testenv.SyncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	logs := startServe(t, cfg)
 	require.Eventually(t, func() bool {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -141,4 +134,22 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 	return certFile, keyFile
+}
+
+// startServe runs serve with cfg until the test ends, then stops it and requires that it ended
+// without error; its log is returned, and printed when the test failed.
+func startServe(t *testing.T, cfg config.Config) *testenv.SyncBuffer {
+	t.Helper()
+	logs := &testenv.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewTextHandler(logs, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		if t.Failed() {
+			t.Logf("ecs-sd's log:\n%s", logs.String())
+		}
+	})
+	return logs
 }
