@@ -2,11 +2,14 @@ package rig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	sdtypes "github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+	"github.com/aws/smithy-go"
 )
 
 // Cloud Map instance attributes that ECS sets when it registers a task.
@@ -73,12 +76,16 @@ func (t Task) Attributes() map[string]string {
 // task id), as ECS does when a task of a service with service registries starts. On moto,
 // registering an id that is already registered adds a duplicate instead of replacing it.
 func RegisterTask(ctx context.Context, client *servicediscovery.Client, serviceID string, task Task) error {
-	_, err := client.RegisterInstance(ctx, &servicediscovery.RegisterInstanceInput{
-		ServiceId:  &serviceID,
-		InstanceId: &task.ID,
-		Attributes: task.Attributes(),
-	})
-	if err != nil {
+	register := func() error {
+		_, err := client.RegisterInstance(ctx, &servicediscovery.RegisterInstanceInput{
+			ServiceId:  &serviceID,
+			InstanceId: &task.ID,
+			Attributes: task.Attributes(),
+		})
+		return err
+	}
+	registered := func() (bool, error) { return instanceExists(ctx, client, serviceID, task.ID) }
+	if err := writeOnce(ctx, register, registered); err != nil {
 		return fmt.Errorf("register task %s in service %s: %w", task.ID, serviceID, err)
 	}
 	return nil
@@ -87,11 +94,55 @@ func RegisterTask(ctx context.Context, client *servicediscovery.Client, serviceI
 // DeregisterTask deregisters the instance of a task (on moto, the first one with the id), as ECS
 // does when the task stops.
 func DeregisterTask(ctx context.Context, client *servicediscovery.Client, serviceID, taskID string) error {
-	_, err := client.DeregisterInstance(ctx, &servicediscovery.DeregisterInstanceInput{
-		ServiceId: &serviceID, InstanceId: &taskID,
-	})
-	if err != nil {
+	deregister := func() error {
+		_, err := client.DeregisterInstance(ctx, &servicediscovery.DeregisterInstanceInput{
+			ServiceId: &serviceID, InstanceId: &taskID,
+		})
+		return err
+	}
+	deregistered := func() (bool, error) {
+		found, err := instanceExists(ctx, client, serviceID, taskID)
+		return !found, err
+	}
+	if err := writeOnce(ctx, deregister, deregistered); err != nil {
 		return fmt.Errorf("deregister task %s from service %s: %w", taskID, serviceID, err)
 	}
 	return nil
+}
+
+// writeOnce makes a write whose answer may be lost on the way back (the connection closed while
+// the body was read) without doing it twice: when write fails without an AWS error, done reports
+// whether moto carried it out all the same, and write is tried again only if it did not. The
+// fixture clients never retry writes themselves (see FixtureConfig), because moto does not take a
+// repeated write as AWS does.
+func writeOnce(ctx context.Context, write func() error, done func() (bool, error)) error {
+	err := write()
+	for attempt := 1; err != nil && attempt < 3 && answerLost(ctx, err); attempt++ {
+		ok, checkErr := done()
+		if checkErr != nil {
+			return fmt.Errorf("%w (and checking whether it was carried out: %w)", err, checkErr)
+		}
+		if ok {
+			return nil
+		}
+		err = write()
+	}
+	return err
+}
+
+// answerLost reports whether err is a failure of the exchange rather than an answer of the
+// service: no AWS error code, and ctx still live.
+func answerLost(ctx context.Context, err error) bool {
+	var apiErr smithy.APIError
+	return ctx.Err() == nil && !errors.As(err, &apiErr)
+}
+
+// instanceExists reports whether the Cloud Map service serviceID holds an instance instanceID.
+func instanceExists(ctx context.Context, client *servicediscovery.Client, serviceID, instanceID string) (bool, error) {
+	_, err := client.GetInstance(ctx, &servicediscovery.GetInstanceInput{ServiceId: &serviceID, InstanceId: &instanceID})
+	var notFound *sdtypes.InstanceNotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
