@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +27,8 @@ func newRunner(cfg config.Config, awsCfg aws.Config, loop *refresh.Loop, sources
 		return func(ctx context.Context) { _ = loop.Run(ctx) }
 	}
 	logger = logger.With("component", "events")
-	consumer := events.New(awsclient.SQS(awsCfg), newApplier(loop, sources, logger), events.Options{
+	handler := newApplier(loop, sources, logger)
+	consumer := events.New(awsclient.SQS(awsCfg), handler, events.Options{
 		QueueURL:   cfg.Events.QueueURL,
 		Coalesce:   time.Duration(cfg.Events.Coalesce),
 		Logger:     logger,
@@ -34,33 +37,74 @@ func newRunner(cfg config.Config, awsCfg aws.Config, loop *refresh.Loop, sources
 	logger.Info("Event mode: events are applied as they arrive, and every source discovered every refresh interval", "queue", cfg.Events.QueueURL, "refresh_interval", cfg.RefreshInterval)
 	return func(ctx context.Context) {
 		var wg sync.WaitGroup
-		wg.Go(func() { consumer.Run(ctx) })
+		wg.Go(func() {
+			consumer.Run(ctx)
+			handler.wait()
+		})
 		_ = loop.Run(ctx)
 		wg.Wait()
 	}
+}
+
+// cloudMapRereadDelay is how long after an ECS task event its Cloud Map services are read a
+// second time. ECS registers a service's task in Cloud Map about when the task starts running,
+// before or after it sends the task's event: the read at the event finds a task registered
+// before, the read 5 s later one registered just after. Later registrations are found by their
+// CloudTrail event, when a rule routes it, or by the resync.
+const cloudMapRereadDelay = 5 * time.Second
+
+// cloudMapApplier is what the applier uses of the Cloud Map source (*cloudmap.Source).
+type cloudMapApplier interface {
+	refresh.Applier
+	RefreshService(ctx context.Context, serviceID string) (changed bool, err error)
+	ServicesOfECSService(cluster, service string) []string
 }
 
 // applier is event mode's events.Handler. A task event is applied by the ECS source
 // (ecs.Source.ApplyTask: its targets built from the event, no DescribeTasks), a Cloud Map
 // RegisterInstance/DeregisterInstance by the Cloud Map source (cloudmap.Source.RefreshService:
 // one DiscoverInstances for that service); at the batch's end each source that changed has its
-// targets published through the loop (refresh.Loop.Publish), once. When an event could not be
-// applied (an AWS call failed), or is a task event while only Cloud Map is enabled (whose
-// service the task names is not known from the task), the batch's end wakes the loop instead:
-// every source discovered at once, as the resync does. Events of a disabled source, and of
-// clusters or services the sources do not discover, change nothing.
+// targets published through the loop (refresh.Loop.Publish), once.
+//
+// A task event of an ECS service (group "service:NAME") that registers its tasks in Cloud Map
+// services the Cloud Map source knows (cloudmap.Source.ServicesOfECSService) also has those
+// services read: at the batch's end, and once more cloudMapRereadDelay later, when ECS has
+// registered or deregistered the task's instance (see cloudMapRereadDelay). Whatever the task's
+// status: a stopped task is deregistered. Each service is read once per batch, whatever the
+// number of its events, CloudTrail's among them; a service whose later read is pending gets no
+// second one. The later reads of a batch publish once, through the loop, when they changed the
+// targets, and stop when the context ends (wait returns when they have). A task event of a
+// standalone task (ECS registers only services' tasks in Cloud Map), or of an ECS service no
+// known Cloud Map service names, reads nothing: a new Cloud Map service is found by its
+// CloudTrail event or by the resync, never by a discovery per event, which would cost a busy
+// fleet of services outside Cloud Map a discovery per batch. It is logged at debug level, and
+// not counted in ecs_sd_events_ignored_total: the ECS source may have applied the event. This
+// holds with the ECS source enabled or not.
+//
+// When an event could not be applied (an AWS call failed), the batch's end (or the later read's)
+// wakes the loop instead: every source discovered at once, as the resync does. Events of a
+// disabled source, and of clusters or services the sources do not discover, change nothing.
 type applier struct {
 	loop     *refresh.Loop
-	ecs      *ecs.Source      // nil when disabled
-	cloudMap *cloudmap.Source // nil when disabled
+	ecs      *ecs.Source     // nil when disabled
+	cloudMap cloudMapApplier // nil when disabled
 	logger   *slog.Logger
+	// after is time.After, for tests.
+	after func(time.Duration) <-chan time.Time
 
 	// this batch's outcome
 	ecsChanged, cloudMapChanged, wake bool
+	read                              map[string]bool // Cloud Map services read in this batch
+	reread                            []string        // and those that task events named, in order
+
+	mu      sync.Mutex
+	pending map[string]bool // Cloud Map services whose later read is scheduled
+	later   sync.WaitGroup  // the later reads
+	publish sync.Mutex      // one Publish at a time: each publishes what the one before did
 }
 
 func newApplier(loop *refresh.Loop, sources []refresh.Source, logger *slog.Logger) *applier {
-	a := &applier{loop: loop, logger: logger}
+	a := &applier{loop: loop, logger: logger, after: time.After, read: map[string]bool{}, pending: map[string]bool{}}
 	for _, s := range sources {
 		switch s := s.(type) {
 		case *ecs.Source:
@@ -73,8 +117,10 @@ func newApplier(loop *refresh.Loop, sources []refresh.Source, logger *slog.Logge
 }
 
 func (a *applier) TaskChanged(ctx context.Context, t ecstypes.Task) {
+	if a.cloudMap != nil {
+		a.cloudMapServicesOf(ctx, t)
+	}
 	if a.ecs == nil {
-		a.wake = a.wake || a.cloudMap != nil
 		return
 	}
 	changed, err := a.ecs.ApplyTask(ctx, t)
@@ -85,10 +131,43 @@ func (a *applier) TaskChanged(ctx context.Context, t ecstypes.Task) {
 	}
 }
 
-func (a *applier) CloudMapServiceChanged(ctx context.Context, serviceID string) {
-	if a.cloudMap == nil {
+// cloudMapServicesOf adds to the batch's reads the Cloud Map services in which the task's ECS
+// service registers its tasks.
+func (a *applier) cloudMapServicesOf(ctx context.Context, t ecstypes.Task) {
+	service, ok := strings.CutPrefix(aws.ToString(t.Group), "service:")
+	if !ok || service == "" {
+		a.logger.DebugContext(ctx, "Task event of a standalone task: no Cloud Map service to read", "task", aws.ToString(t.TaskArn), "group", aws.ToString(t.Group))
 		return
 	}
+	cluster := aws.ToString(t.ClusterArn)
+	if _, name, ok := strings.Cut(cluster, ":cluster/"); ok {
+		cluster = name
+	}
+	ids := a.cloudMap.ServicesOfECSService(cluster, service)
+	if len(ids) == 0 {
+		a.logger.DebugContext(ctx, "Task event of an ECS service no known Cloud Map service names: no Cloud Map service to read",
+			"task", aws.ToString(t.TaskArn), "cluster", cluster, "service", service)
+		return
+	}
+	for _, id := range ids {
+		if !slices.Contains(a.reread, id) {
+			a.reread = append(a.reread, id)
+		}
+	}
+}
+
+func (a *applier) CloudMapServiceChanged(ctx context.Context, serviceID string) {
+	if a.cloudMap != nil {
+		a.refreshCloudMap(ctx, serviceID)
+	}
+}
+
+// refreshCloudMap reads a Cloud Map service, unless this batch has read it.
+func (a *applier) refreshCloudMap(ctx context.Context, serviceID string) {
+	if a.read[serviceID] {
+		return
+	}
+	a.read[serviceID] = true
 	changed, err := a.cloudMap.RefreshService(ctx, serviceID)
 	a.cloudMapChanged = a.cloudMapChanged || changed
 	if err != nil {
@@ -98,14 +177,80 @@ func (a *applier) CloudMapServiceChanged(ctx context.Context, serviceID string) 
 }
 
 func (a *applier) Flush(ctx context.Context) {
+	for _, id := range a.reread {
+		a.refreshCloudMap(ctx, id)
+	}
+	a.scheduleReread(ctx, a.reread)
 	if a.ecsChanged {
-		_ = a.loop.Publish(ctx, a.ecs) // logged and counted
+		a.publishChanges(ctx, a.ecs)
 	}
 	if a.cloudMapChanged {
-		_ = a.loop.Publish(ctx, a.cloudMap) // logged and counted
+		a.publishChanges(ctx, a.cloudMap)
 	}
 	if a.wake {
 		a.loop.Wake()
 	}
 	a.ecsChanged, a.cloudMapChanged, a.wake = false, false, false
+	clear(a.read)
+	a.reread = a.reread[:0]
 }
+
+// publishChanges publishes a source's targets through the loop; its errors are logged and
+// counted there.
+func (a *applier) publishChanges(ctx context.Context, src refresh.Applier) {
+	a.publish.Lock()
+	defer a.publish.Unlock()
+	_ = a.loop.Publish(ctx, src)
+}
+
+// scheduleReread reads, cloudMapRereadDelay from now, those of the Cloud Map services ids whose
+// later read is not pending yet, then publishes the Cloud Map source's targets if they changed.
+// It ends without reading when ctx ends first.
+func (a *applier) scheduleReread(ctx context.Context, ids []string) {
+	a.mu.Lock()
+	var due []string
+	for _, id := range ids {
+		if !a.pending[id] {
+			a.pending[id] = true
+			due = append(due, id)
+		}
+	}
+	a.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	timer := a.after(cloudMapRereadDelay)
+	a.later.Go(func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer:
+		}
+		a.mu.Lock()
+		for _, id := range due {
+			delete(a.pending, id) // an event from now on schedules another read
+		}
+		a.mu.Unlock()
+		changed, failed := false, false
+		for _, id := range due {
+			c, err := a.cloudMap.RefreshService(ctx, id)
+			changed = changed || c
+			if err != nil && ctx.Err() == nil {
+				failed = true
+				a.logger.Warn("Cloud Map service not read after a task event; discovering every source", "service_id", id, "err", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if changed {
+			a.publishChanges(ctx, a.cloudMap)
+		}
+		if failed {
+			a.loop.Wake()
+		}
+	})
+}
+
+// wait returns when the later reads have ended; call it once no batch is applied any more.
+func (a *applier) wait() { a.later.Wait() }

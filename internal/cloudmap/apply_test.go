@@ -50,3 +50,57 @@ func TestRefreshService(t *testing.T) {
 	require.False(t, changed)
 	require.Len(t, e.src.Current(), 3)
 }
+
+// TestServicesOfECSService: the services an ECS service registers in are known from the
+// ECS_CLUSTER_NAME and ECS_SERVICE_NAME attributes of the instances a discovery or RefreshService
+// read; a service keeps them when its instances are gone, and loses them when it is no longer
+// discovered.
+func TestServicesOfECSService(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newTestEnv(t, "one")
+	e.api.addNamespace("ns-1", "one", types.NamespaceTypeHttp)
+	attrs := func(ip, cluster, service string) map[string]string {
+		return map[string]string{"AWS_INSTANCE_IPV4": ip, "ECS_CLUSTER_NAME": cluster, "ECS_SERVICE_NAME": service}
+	}
+	for _, id := range []string{"srv-a", "srv-b", "srv-c", "srv-d"} {
+		e.api.addService("ns-1", id, id, map[string]string{"METRICS_PORT": "3000"})
+	}
+	// An ECS service registered in two services (two service registries), its tasks one each.
+	e.api.addInstance("srv-a", "task-1", attrs("10.0.0.1", "apps", "web"), types.HealthStatusHealthy)
+	e.api.addInstance("srv-b", "task-1", attrs("10.0.0.1", "apps", "web"), types.HealthStatusHealthy)
+	e.api.addInstance("srv-b", "task-2", attrs("10.0.0.2", "apps", "web"), types.HealthStatusHealthy)
+	e.api.addInstance("srv-c", "task-3", attrs("10.0.0.3", "apps", "api"), types.HealthStatusHealthy)
+	e.api.addInstance("srv-d", "host-1", map[string]string{"AWS_INSTANCE_IPV4": "10.0.0.4"}, types.HealthStatusHealthy) // not registered by ECS
+
+	require.Empty(t, e.src.ServicesOfECSService("apps", "web"), "nothing discovered yet")
+	_, err := e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"srv-a", "srv-b"}, e.src.ServicesOfECSService("apps", "web"))
+	require.Equal(t, []string{"srv-c"}, e.src.ServicesOfECSService("apps", "api"))
+	require.Empty(t, e.src.ServicesOfECSService("other", "web"), "another cluster's service of that name")
+	require.Empty(t, e.src.ServicesOfECSService("apps", ""))
+
+	// A read of one service (a Cloud Map event) adds what its instances name.
+	e.api.addInstance("srv-d", "task-4", attrs("10.0.0.5", "apps", "worker"), types.HealthStatusHealthy)
+	require.Empty(t, e.src.ServicesOfECSService("apps", "worker"))
+	_, err = e.src.RefreshService(ctx, "srv-d")
+	require.NoError(t, err)
+	require.Equal(t, []string{"srv-d"}, e.src.ServicesOfECSService("apps", "worker"))
+
+	// A service whose instances are gone is still where its ECS service registers; one that is
+	// gone is not, nor is any of a namespace no longer discovered.
+	e.api.mu.Lock()
+	delete(e.api.instances, "srv-c")
+	e.api.mu.Unlock()
+	e.api.removeService("srv-a")
+	_, err = e.src.Discover(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"srv-c"}, e.src.ServicesOfECSService("apps", "api"), "scaled to zero")
+	require.Equal(t, []string{"srv-b"}, e.src.ServicesOfECSService("apps", "web"))
+	e.ns = []string{"none"}
+	_, _ = e.src.Discover(ctx)
+	for _, svc := range []string{"web", "api", "worker"} {
+		require.Empty(t, e.src.ServicesOfECSService("apps", svc), svc)
+	}
+}

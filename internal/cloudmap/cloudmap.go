@@ -104,10 +104,11 @@ type Source struct {
 	entryNS     map[string][]namespace // last resolution of each configured entry
 	nsServices  map[string][]string    // namespace id -> service ids at its last good listing
 	services    map[string]*serviceState
-	nsAmbiguous map[string]bool // HTTP names shared by several namespaces
-	collisions  refresh.Once    // label-name collisions, logged when they appear
-	discovering []namespace     // the namespaces of the discovery that runs, once resolved
-	resolved    []namespace     // the namespaces of the last discovery that ended
+	nsAmbiguous map[string]bool         // HTTP names shared by several namespaces
+	collisions  refresh.Once            // label-name collisions, logged when they appear
+	discovering []namespace             // the namespaces of the discovery that runs, once resolved
+	resolved    []namespace             // the namespaces of the last discovery that ended
+	byECS       map[ecsService][]string // ECS service -> the ids of the services it registers in (see ServicesOfECSService)
 
 	*metrics
 }
@@ -119,6 +120,7 @@ type serviceState struct {
 	tagsRead    time.Time
 	healthCheck bool             // the service has a (custom) health check
 	groups      []*targets.Group // last good
+	ecsServices []ecsService     // the ECS services its instances have named since it is known
 }
 
 // New creates the source.
@@ -137,6 +139,7 @@ func New(api API, opts Options) *Source {
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
+		byECS:      map[ecsService][]string{},
 		metrics:    newMetrics(opts.Metrics, opts.Registerer, opts.Logger),
 	}
 }
@@ -243,7 +246,7 @@ func (s *Source) forgetOthers(resolved []namespace) {
 			continue
 		}
 		for _, id := range ids {
-			delete(s.services, id)
+			s.forgetLocked(id)
 		}
 		delete(s.nsServices, nsID)
 	}
@@ -422,7 +425,7 @@ func (s *Source) inNamespace(ctx context.Context, ns namespace, summaries []type
 	defer s.mu.Unlock()
 	for _, old := range s.nsServices[ns.ID] {
 		if !slices.Contains(ids, old) {
-			delete(s.services, old)
+			s.forgetLocked(old)
 		}
 	}
 	s.nsServices[ns.ID] = ids
@@ -530,6 +533,7 @@ func (s *Source) discoverService(ctx context.Context, ns namespace, id string) e
 	s.mu.Lock()
 	st.tags, st.tagsRead = tags, tagsRead
 	st.groups = groups
+	s.indexLocked(id, st, insts)
 	s.mu.Unlock()
 	return nil
 }
