@@ -87,7 +87,7 @@ func (d *daemon) get(path string) (int, string, error) {
 }
 
 // file returns the daemon's file_sd file ("" when missing).
-func (d *daemon) file(t *testing.T) string {
+func (d *daemon) file(t testing.TB) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(d.Dir, "ecs-services.json"))
 	if errors.Is(err, os.ErrNotExist) {

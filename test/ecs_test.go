@@ -125,7 +125,7 @@ func TestECSChangeWhileCloudMapHangs(t *testing.T) {
 }
 
 // waitOutputs waits until the daemon's file and http_sd answer both hold exactly want.
-func waitOutputs(t *testing.T, d *daemon, want []string, within time.Duration) {
+func waitOutputs(t testing.TB, d *daemon, want []string, within time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, within, 50*time.Millisecond, func() (bool, string) {
 		file, httpSD, _ := d.outputs(t)

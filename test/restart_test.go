@@ -39,7 +39,7 @@ func (d *daemon) cycles(t *testing.T) float64 {
 
 // outputs returns the target addresses of the file and of http_sd (read with Go's client, which
 // asks for gzip and undoes it), and the status of /-/ready.
-func (d *daemon) outputs(t *testing.T) (file, httpSD []string, ready int) {
+func (d *daemon) outputs(t testing.TB) (file, httpSD []string, ready int) {
 	t.Helper()
 	file = addresses(t, d.file(t))
 	code, body, err := d.get("/prometheus-targets")

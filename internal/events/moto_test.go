@@ -4,11 +4,8 @@ package events
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +13,6 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	smithytime "github.com/aws/smithy-go/time"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -42,65 +38,6 @@ func runConsumer(t *testing.T, client SQS, q *testenv.EventQueue, handler Handle
 	}
 	run(t, c)
 	return c
-}
-
-// describeRaw describes tasks through the proxy and returns them twice: as the SDK decodes them,
-// and as JSON objects, as DescribeTasks answered.
-func describeRaw(t *testing.T, proxy *testenv.Proxy, cluster string, arns []string) ([]ecstypes.Task, []map[string]any) {
-	t.Helper()
-	var mu sync.Mutex
-	var raw []byte
-	proxy.SetResponseHook(func(op string, _, body []byte) []byte {
-		if op == "DescribeTasks" {
-			mu.Lock()
-			raw = body
-			mu.Unlock()
-		}
-		return body
-	})
-	defer proxy.SetResponseHook(nil)
-	out, err := awsclient.ECS(proxy.Config(t)).DescribeTasks(t.Context(), &awsecs.DescribeTasksInput{Cluster: &cluster, Tasks: arns})
-	require.NoError(t, err)
-	require.Len(t, out.Tasks, len(arns))
-	var answer struct{ Tasks []map[string]any }
-	mu.Lock()
-	defer mu.Unlock()
-	require.NoError(t, json.Unmarshal(raw, &answer))
-	return out.Tasks, answer.Tasks
-}
-
-// eventDetail turns a task as DescribeTasks answers it into the detail of its ECS task state
-// change event, as ECS writes it: times as ISO-8601 strings (DescribeTasks gives epoch seconds),
-// the network interface attachment of type "eni", and updatedAt, which DescribeTasks lacks.
-func eventDetail(t *testing.T, task map[string]any) string {
-	t.Helper()
-	iso := func(m map[string]any, key string) {
-		if v, ok := m[key].(float64); ok {
-			m[key] = smithytime.ParseEpochSeconds(v).Format(time.RFC3339Nano)
-		}
-	}
-	for _, key := range []string{"createdAt", "startedAt", "stoppedAt", "stoppingAt", "pullStartedAt", "pullStoppedAt", "connectivityAt", "executionStoppedAt"} {
-		iso(task, key)
-	}
-	for _, c := range task["containers"].([]any) {
-		for _, agent := range asSlice(c.(map[string]any)["managedAgents"]) {
-			iso(agent.(map[string]any), "lastStartedAt")
-		}
-	}
-	for _, a := range asSlice(task["attachments"]) {
-		if a := a.(map[string]any); a["type"] == "ElasticNetworkInterface" {
-			a["type"] = "eni"
-		}
-	}
-	task["updatedAt"] = time.Now().UTC().Format(time.RFC3339Nano)
-	detail, err := json.Marshal(task)
-	require.NoError(t, err)
-	return string(detail)
-}
-
-func asSlice(v any) []any {
-	s, _ := v.([]any)
-	return s
 }
 
 // TestOnMotoEventBridgeToSQSToHandler: ECS task events built from moto tasks (bridge on an EC2
@@ -132,7 +69,7 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 	bridge := f.StartTask(t, &awsecs.StartTaskInput{Cluster: aws.String(cluster), TaskDefinition: &bridgeDef, ContainerInstances: []string{node.ARN}, Group: aws.String("service:exporter")})
 	vpc := f.RunTask(t, &awsecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: &vpcDef, Count: aws.Int32(1), NetworkConfiguration: network.AWSVPC(), Group: aws.String("service:web")})
 	arns := []string{aws.ToString(bridge[0].TaskArn), aws.ToString(vpc[0].TaskArn)}
-	described, raw := describeRaw(t, ecsProxy, cluster, arns)
+	described, raw := ecsProxy.DescribeTasksRaw(t, cluster, arns)
 	for i := range raw { // moto's tasks have no version; AWS's start at 1 and grow with each change
 		require.Zero(t, described[i].Version)
 		described[i].Version = int64(2 + i)
@@ -151,7 +88,7 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 	for i, task := range raw {
 		entries = append(entries, ebtypes.PutEventsRequestEntry{
 			Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"), Resources: []string{arns[i]},
-			Detail: aws.String(eventDetail(t, task)), Time: aws.Time(time.Now()),
+			Detail: aws.String(testenv.TaskEventDetail(t, task)), Time: aws.Time(time.Now()),
 		})
 	}
 	entries = append(entries, testenv.CloudMapCall(t, OpRegisterInstance, serviceID, taskID))
@@ -207,7 +144,7 @@ func TestOnMotoEventBridgeToSQSToHandler(t *testing.T) {
 	stopped := raw[1]
 	stopped["lastStatus"], stopped["desiredStatus"] = "STOPPED", "STOPPED"
 	stopped["version"] = described[1].Version + 2
-	q.Put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"), Detail: aws.String(eventDetail(t, stopped))})
+	q.Put(t, ebtypes.PutEventsRequestEntry{Source: aws.String("aws.ecs"), DetailType: aws.String("ECS Task State Change"), Detail: aws.String(testenv.TaskEventDetail(t, stopped))})
 	q.Put(t, entries[0])
 	q.WaitEmpty(t, 10*time.Second)
 	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
@@ -224,10 +161,10 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 	// A message received by a long poll whose connection is cut is in flight until the
 	// visibility timeout ends: 2 s here, 30 s by default.
 	q := moto.CreateEventQueue(t, "ecs-sd-events", map[string]string{"VisibilityTimeout": "2"}, testenv.ECSTaskEventPattern)
-	link := newLink(t, moto.URL)
+	link := testenv.NewLink(t, moto.URL)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	cfg, err := awsclient.Load(t.Context(), awsclient.Options{Region: testenv.Region, EndpointURL: link.url, MaxAttempts: 1}, nil)
+	cfg, err := awsclient.Load(t.Context(), awsclient.Options{Region: testenv.Region, EndpointURL: link.URL, MaxAttempts: 1}, nil)
 	require.NoError(t, err)
 
 	handler := newRecordingHandler()
@@ -240,7 +177,7 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 	q.WaitEmpty(t, 10*time.Second)
 	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) { return handler.count("Flush") == 1, logs.String() })
 
-	link.down(t)
+	link.Down()
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() (bool, string) {
 		return testutil.ToFloat64(c.metrics.receiveErrors) >= 3, logs.String()
 	})
@@ -251,7 +188,7 @@ func TestOnMotoSQSUnreachableThenResumes(t *testing.T) {
 	require.Contains(t, logs.String(), `level=ERROR msg="Receiving events failed; retrying"`)
 	require.Contains(t, logs.String(), "connection refused")
 
-	link.up(t)
+	link.Up(t)
 	// The long poll cut by the outage may still take the message on moto, for up to 20 s.
 	q.WaitEmpty(t, 40*time.Second)
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() (bool, string) { return handler.count("TaskChanged") == 2, logs.String() })
@@ -278,83 +215,4 @@ func taskDetail(n int, version int64, status string) string {
 		panic(err)
 	}
 	return string(env.Detail)
-}
-
-// link is a TCP forwarder on 127.0.0.1 to a server, which can be taken down (connections
-// refused, those open cut) and brought up again on the same port.
-type link struct {
-	url, addr, target string
-
-	mu    sync.Mutex
-	l     net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func newLink(t *testing.T, targetURL string) *link {
-	t.Helper()
-	k := &link{target: strings.TrimPrefix(targetURL, "http://"), conns: map[net.Conn]bool{}}
-	k.up(t)
-	k.addr = k.l.Addr().String()
-	k.url = "http://" + k.addr
-	t.Cleanup(func() { k.down(t) })
-	return k
-}
-
-// up listens (on the link's port, after the first time) and forwards.
-func (k *link) up(t *testing.T) {
-	t.Helper()
-	addr := k.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err)
-	k.mu.Lock()
-	k.l = l
-	k.mu.Unlock()
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", k.target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			k.mu.Lock()
-			k.conns[in], k.conns[out] = true, true
-			k.mu.Unlock()
-			k.wg.Add(2)
-			go k.pipe(in, out)
-			go k.pipe(out, in)
-		}
-	}()
-}
-
-func (k *link) pipe(dst, src net.Conn) {
-	defer k.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// down stops listening and cuts every connection.
-func (k *link) down(t *testing.T) {
-	t.Helper()
-	k.mu.Lock()
-	if k.l != nil {
-		_ = k.l.Close()
-		k.l = nil
-	}
-	for c := range k.conns {
-		_ = c.Close()
-	}
-	clear(k.conns)
-	k.mu.Unlock()
-	k.wg.Wait()
 }
