@@ -44,8 +44,7 @@ func benchEnv[T any](b *testing.B, name string, def T, parse func(string) (T, er
 // registrations (Cloud Map source, each RegisterInstance announced by its CloudTrail event).
 // Events are sent one after the other, each once the last one is in both outputs;
 // ECS_SD_BENCH_EVENTS sets how many (default 200). The outputs are read every 2 ms. ecs-sd runs
-// with its default coalescing window (150 ms), an hour between resyncs, and AWS deadlines longer
-// than the long poll (longPollDeadlines). docs/benchmarks.md records the result.
+// with its default coalescing window (150 ms) and an hour between resyncs. docs/benchmarks.md records the result.
 func BenchmarkEventLatency(b *testing.B) {
 	n := benchEnv(b, "ECS_SD_BENCH_EVENTS", 200, strconv.Atoi)
 	b.Run("source=ecs", func(b *testing.B) {
@@ -69,8 +68,8 @@ func BenchmarkEventLatency(b *testing.B) {
 		service, _ := m.CreateService(b, ns, "web", nil)
 		m.RegisterTask(b, service, testenv.Task{ID: "task-0", IPv4: "10.1.0.1", Port: 8080, Cluster: "apps", Service: "web", Family: "web"})
 		q := m.CreateEventQueue(b, "events", nil, testenv.CloudMapEventPattern)
-		d := startDaemon(b, testenv.AWSEnv(m.URL), append([]string{"--refresh.interval=1h", "--events.queue-url=" + q.URL,
-			"--cloudmap.namespace=apps", "--no-prometheus.config-sync"}, longPollDeadlines...)...)
+		d := startDaemon(b, testenv.AWSEnv(m.URL), "--refresh.interval=1h", "--events.queue-url="+q.URL,
+			"--cloudmap.namespace=apps", "--no-prometheus.config-sync")
 		waitOutputs(b, d, []string{"10.1.0.1:8080"}, 30*time.Second)
 		for b.Loop() {
 			measureLatency(b, d, n, func(i int) (string, func()) {
@@ -148,8 +147,7 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 // BenchmarkIdleCalls1000Tasks counts the AWS calls of ecs-sd over an idle fleet of 1 000 tasks
 // (10 ECS services of 100 awsvpc tasks, on moto) over the same window after every daemon finished
 // its first discovery (ECS_SD_BENCH_WINDOW, default 60s): in event mode with 5 min between
-// resyncs, as the documentation suggests, once with the default AWS deadlines and once with
-// deadlines longer than the 20 s long poll; and in poll mode (the default 30 s interval). Every
+// resyncs, as the documentation suggests; and in poll mode (the default 30 s interval). Every
 // call goes through a counting proxy, ReceiveMessage too. After the window one new task is
 // announced by its event, and the time until each daemon's file holds it is measured: how fresh
 // the first change after a quiet spell is. It logs the calls per operation and per minute;
@@ -178,8 +176,7 @@ func BenchmarkIdleCalls1000Tasks(b *testing.B) {
 		name string
 		d    *eventDaemon
 	}{
-		{"event mode, 5m resync, default AWS deadlines", eventMode("defaults")},
-		{"event mode, 5m resync, " + strings.Join(longPollDeadlines, " "), eventMode("long", longPollDeadlines...)},
+		{"event mode, 5m resync", eventMode("events")},
 		{"poll mode, 30s interval", startECSDaemon(b, r, "", "--ecs.cluster="+cluster)},
 	}
 	for _, m := range modes {

@@ -97,19 +97,11 @@ type eventDaemon struct {
 // both outputs hold exactly want.
 func startEventDaemon(t testing.TB, r *eventRig, q *testenv.EventQueue, sqsURL, cluster, interval string, want []string) *eventDaemon {
 	t.Helper()
-	d := startECSDaemon(t, r, sqsURL, append([]string{"--refresh.interval=" + interval, "--events.queue-url=" + q.URL, "--ecs.cluster=" + cluster}, longPollDeadlines...)...)
+	d := startECSDaemon(t, r, sqsURL, "--refresh.interval="+interval, "--events.queue-url="+q.URL, "--ecs.cluster="+cluster)
 	d.q = q
 	waitOutputs(t, d.daemon, want, 30*time.Second)
 	return d
 }
-
-// longPollDeadlines are AWS deadlines longer than SQS's 20 s long poll. With the default ones
-// (5 s per attempt, 10 s per call), which ecs-sd's SQS client shares with every other client, a
-// receive on a quiet queue is cut after 5 s and retried, fails after 10 s and is retried after a
-// growing back-off; and the long polls cut so stay open at SQS (here moto) until their 20 s end,
-// taking a message that arrives meanwhile out of sight for the visibility timeout, again and
-// again (BenchmarkIdleCalls1000Tasks shows it; docs/benchmarks.md).
-var longPollDeadlines = []string{"--aws.attempt-timeout=25s", "--aws.call-timeout=30s"}
 
 // startECSDaemon starts ecs-sd with the ECS source alone and args, its ECS and EC2 calls through
 // a counting proxy of its own, its SQS calls (if any) to sqsURL.

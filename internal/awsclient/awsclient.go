@@ -101,20 +101,22 @@ func (e *TimeoutError) Timeout() bool { return true }
 
 // callMiddleware wraps every call once, after the SDK has named its service and operation and
 // before the request is built, signed and sent (with retries): it bounds the call, retries
-// included, by timeout (when above 0), and counts it, with its retries, in m (when not nil).
+// included, by timeout (when above 0) plus the call's long poll, and counts it, with its
+// retries, in m (when not nil).
 func callMiddleware(timeout time.Duration, m *Metrics) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDCall",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				callCtx := ctx
-				if timeout > 0 {
+				callCtx, limit := ctx, timeout
+				if limit > 0 {
+					limit += longPoll(in.Parameters)
 					var cancel context.CancelFunc
-					callCtx, cancel = context.WithTimeout(ctx, timeout)
+					callCtx, cancel = context.WithTimeout(ctx, limit)
 					defer cancel()
 				}
 				out, md, err := next.HandleInitialize(callCtx, in)
 				if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
-					err = &TimeoutError{Limit: timeout, Err: err}
+					err = &TimeoutError{Limit: limit, Err: err}
 				}
 				if m != nil {
 					m.observe(ctx, md, err)
@@ -153,5 +155,28 @@ func ECS(cfg aws.Config) *ecs.Client { return ecs.NewFromConfig(cfg) }
 // EC2 returns an EC2 client for cfg.
 func EC2(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) }
 
-// SQS returns an SQS client for cfg (the events queue).
-func SQS(cfg aws.Config) *sqs.Client { return sqs.NewFromConfig(cfg) }
+// maxLongPoll is the longest an SQS ReceiveMessage may wait for a message (WaitTimeSeconds 20).
+const maxLongPoll = 20 * time.Second
+
+// SQS returns an SQS client for cfg (the events queue). A long poll is an answer that comes late
+// on purpose, so this client's attempt timeout is maxLongPoll longer than the other clients',
+// and a ReceiveMessage call's call timeout is its WaitTimeSeconds longer (see callMiddleware):
+// with the default 5 s and 10 s, a 20 s poll would be cut, retried and counted as failed on
+// every quiet queue, and a message SQS hands to a poll the client gave up on would stay hidden
+// for the queue's visibility timeout.
+func SQS(cfg aws.Config) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if c, ok := o.HTTPClient.(*awshttp.BuildableClient); ok && c.GetTimeout() > 0 {
+			o.HTTPClient = c.WithTimeout(c.GetTimeout() + maxLongPoll)
+		}
+	})
+}
+
+// longPoll returns how long the call with input params may wait on purpose before it answers:
+// an SQS ReceiveMessage's WaitTimeSeconds, else 0.
+func longPoll(params any) time.Duration {
+	if in, ok := params.(*sqs.ReceiveMessageInput); ok {
+		return time.Duration(in.WaitTimeSeconds) * time.Second
+	}
+	return 0
+}

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -158,4 +160,37 @@ func TestErrorCode(t *testing.T) {
 	require.Equal(t, "connection", ErrorCode(io.ErrUnexpectedEOF))
 	require.Equal(t, "success", Outcome(nil))
 	require.Equal(t, "error", Outcome(errors.New("no such thing")))
+}
+
+// TestLongPollOutlastsTheDeadlines: an SQS long poll that answers after its wait is not cut by
+// the attempt or the call timeout, while a ReceiveMessage that waits longer than it asked is.
+func TestLongPollOutlastsTheDeadlines(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		select {
+		case <-time.After(time.Second): // the long poll ends with no message
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	cfg, err := Load(context.Background(), Options{Region: "us-east-1", EndpointURL: srv.URL, AttemptTimeout: 200 * time.Millisecond, CallTimeout: 400 * time.Millisecond, MaxAttempts: 1}, nil)
+	require.NoError(t, err)
+	receive := func(wait int32) error {
+		_, err := SQS(cfg).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(srv.URL + "/q"), WaitTimeSeconds: wait})
+		return err
+	}
+
+	require.NoError(t, receive(1), "a 1 s long poll with a 200 ms attempt and a 400 ms call timeout")
+	require.Equal(t, int32(1), requests.Load())
+
+	var timeout *TimeoutError
+	require.ErrorAs(t, receive(0), &timeout, "a short poll keeps the call timeout")
+	require.Equal(t, 400*time.Millisecond, timeout.Limit)
 }
