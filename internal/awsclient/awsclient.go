@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -99,22 +100,34 @@ func (e *TimeoutError) Unwrap() error { return e.Err }
 // Timeout reports true: the error is a timeout, as net.Error has it.
 func (e *TimeoutError) Timeout() bool { return true }
 
+// LongPoll bounds an SQS ReceiveMessage call, call and attempt alike: SQS's longest wait for a
+// message (20 s) and 10 s for the answer to arrive. The call and attempt timeouts are made for
+// calls that answer at once; applied to a long poll they would cut every idle receive short, and
+// a receive cut while SQS hands it a message leaves that message invisible until its visibility
+// timeout ends.
+const LongPoll = 30 * time.Second
+
 // callMiddleware wraps every call once, after the SDK has named its service and operation and
 // before the request is built, signed and sent (with retries): it bounds the call, retries
-// included, by timeout (when above 0), and counts it, with its retries, in m (when not nil).
+// included, by timeout (when above 0; a long poll by at least LongPoll), and counts it, with its
+// retries, in m (when not nil).
 func callMiddleware(timeout time.Duration, m *Metrics) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDCall",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				limit := timeout
+				if limit > 0 && isLongPoll(ctx) {
+					limit = max(limit, LongPoll)
+				}
 				callCtx := ctx
-				if timeout > 0 {
+				if limit > 0 {
 					var cancel context.CancelFunc
-					callCtx, cancel = context.WithTimeout(ctx, timeout)
+					callCtx, cancel = context.WithTimeout(ctx, limit)
 					defer cancel()
 				}
 				out, md, err := next.HandleInitialize(callCtx, in)
 				if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
-					err = &TimeoutError{Limit: timeout, Err: err}
+					err = &TimeoutError{Limit: limit, Err: err}
 				}
 				if m != nil {
 					m.observe(ctx, md, err)
@@ -153,5 +166,18 @@ func ECS(cfg aws.Config) *ecs.Client { return ecs.NewFromConfig(cfg) }
 // EC2 returns an EC2 client for cfg.
 func EC2(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) }
 
-// SQS returns an SQS client for cfg (the events queue).
-func SQS(cfg aws.Config) *sqs.Client { return sqs.NewFromConfig(cfg) }
+// isLongPoll reports whether the call of ctx is an SQS ReceiveMessage, which waits for messages.
+func isLongPoll(ctx context.Context) bool {
+	return awsmiddleware.GetServiceID(ctx) == sqs.ServiceID && awsmiddleware.GetOperationName(ctx) == "ReceiveMessage"
+}
+
+// SQS returns an SQS client for cfg (the events queue). Its attempts may take LongPoll when cfg's
+// attempt timeout is shorter, so that a long poll is not cut short; its calls other than
+// ReceiveMessage stay bounded by the call timeout (Load).
+func SQS(cfg aws.Config) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if b, ok := o.HTTPClient.(*awshttp.BuildableClient); ok && b.GetTimeout() > 0 && b.GetTimeout() < LongPoll {
+			o.HTTPClient = b.WithTimeout(LongPoll)
+		}
+	})
+}

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -158,4 +160,41 @@ func TestErrorCode(t *testing.T) {
 	require.Equal(t, "connection", ErrorCode(io.ErrUnexpectedEOF))
 	require.Equal(t, "success", Outcome(nil))
 	require.Equal(t, "error", Outcome(errors.New("no such thing")))
+}
+
+// TestLongPollOutlastsTheTimeouts: an SQS ReceiveMessage that waits for messages longer than the
+// attempt and call timeouts is answered (one request, no retry), while another SQS call to the
+// same slow endpoint is still given up at the call timeout.
+func TestLongPollOutlastsTheTimeouts(t *testing.T) {
+	const wait = time.Second
+	srv, n := endpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(wait): // a long poll that finds a message after a while
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = io.WriteString(w, `{"Messages":[{"MessageId":"m1","ReceiptHandle":"r1","Body":"{}"}]}`)
+	})
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	m := NewMetrics(prometheus.NewRegistry())
+	cfg, err := Load(t.Context(), Options{Region: "us-east-1", EndpointURL: srv.URL,
+		AttemptTimeout: 200 * time.Millisecond, CallTimeout: 400 * time.Millisecond}, m)
+	require.NoError(t, err)
+	client := SQS(cfg)
+	queue := aws.String(srv.URL + "/123456789012/ecs-sd-events")
+
+	start := time.Now()
+	out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: queue, WaitTimeSeconds: 20, MaxNumberOfMessages: 10})
+	require.NoError(t, err)
+	require.Len(t, out.Messages, 1)
+	require.GreaterOrEqual(t, time.Since(start), wait)
+	require.Equal(t, int32(1), n.Load(), "one attempt")
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Calls().WithLabelValues("SQS", "ReceiveMessage", "success")))
+
+	_, err = client.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: queue})
+	var timeout *TimeoutError
+	require.ErrorAs(t, err, &timeout)
+	require.Equal(t, 400*time.Millisecond, timeout.Limit)
 }
