@@ -86,19 +86,8 @@ func TestEcsSdCommandIsAccepted(t *testing.T) {
 		"stack, ECS source and event mode off":   {"EcsApiDiscovery": "Enabled", "EventMode": "Disabled"},
 		"stack, parameter names with stack name": {"PrefixParameterNamesWithStackName": "true"},
 	} {
-		s := newStack(t, c, "ecs-sd", values)
-		for _, ct := range s.resource("PrometheusTaskDefinition")["ContainerDefinitions"].([]any) {
-			ct := ct.(map[string]any)
-			if ct["Name"] != "ecs-sd" {
-				continue
-			}
-			env := map[string]string{}
-			for _, e := range asSlice(ct["Environment"]) {
-				e := e.(map[string]any)
-				env[e["Name"].(string)], _ = e["Value"].(string)
-			}
-			containers = append(containers, container{name, strs(ct["Command"]), env})
-		}
+		command, env := stackEcsSd(t, newStack(t, c, "ecs-sd", values))
+		containers = append(containers, container{name, command, env})
 	}
 	if len(containers) != 6 {
 		t.Fatalf("found %d ecs-sd containers, want 6 (1 task definition, 5 stacks)", len(containers))

@@ -4,9 +4,18 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +23,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
+	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
 )
 
@@ -136,6 +148,21 @@ func cloudTrailEntry(t *testing.T, eventName string) map[string]any {
 	return map[string]any{"Source": "aws.servicediscovery", "DetailType": "AWS API Call via CloudTrail", "Detail": string(data)}
 }
 
+// registerWebapp registers a task definition like the kit's webapp (task-definitions/webapp.json):
+// awsvpc, Fargate, port 3000 marked by the PROMETHEUS_EXPORTER_PORT docker label. It returns its ARN.
+func registerWebapp(t *testing.T, f *testenv.ECSFixtures) string {
+	t.Helper()
+	return f.RegisterTaskDefinition(t, &awsecs.RegisterTaskDefinitionInput{
+		Family: aws.String("webapp"), NetworkMode: ecstypes.NetworkModeAwsvpc,
+		RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate}, Cpu: aws.String("256"), Memory: aws.String("512"),
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{
+			Name: aws.String("webapp"), Image: aws.String("webapp:1"), Memory: aws.Int32(256),
+			PortMappings: []ecstypes.PortMapping{{ContainerPort: aws.Int32(3000), Protocol: ecstypes.TransportProtocolTcp}},
+			DockerLabels: map[string]string{"PROMETHEUS_EXPORTER_PORT": "3000"},
+		}},
+	})
+}
+
 // TestEventsStepOnMoto runs 03-events.sh on moto and sends through EventBridge (put-events) what
 // ECS and CloudTrail would: a task state change of the watched cluster, built from moto's
 // DescribeTasks, arrives in the queue as the EventBridge envelope with that task as its detail,
@@ -154,14 +181,7 @@ func TestEventsStepOnMoto(t *testing.T) {
 	network := f.CreateNetwork(t, 1)
 	watched := f.CreateCluster(t, "ecs-sd", nil)
 	other := f.CreateCluster(t, "batch", nil)
-	def := f.RegisterTaskDefinition(t, &awsecs.RegisterTaskDefinitionInput{
-		Family: aws.String("webapp"), NetworkMode: ecstypes.NetworkModeAwsvpc,
-		RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate}, Cpu: aws.String("256"), Memory: aws.String("512"),
-		ContainerDefinitions: []ecstypes.ContainerDefinition{{
-			Name: aws.String("webapp"), Image: aws.String("webapp:1"), Memory: aws.Int32(128),
-			PortMappings: []ecstypes.PortMapping{{ContainerPort: aws.Int32(3000)}},
-		}},
-	})
+	def := registerWebapp(t, f)
 	runTask := func(cluster string) map[string]any {
 		task := f.RunTask(t, &awsecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: &def, LaunchType: ecstypes.LaunchTypeFargate,
 			NetworkConfiguration: network.AWSVPC(), Group: aws.String("service:webapp")})[0]
@@ -326,4 +346,204 @@ func TestEventsStepOnMoto(t *testing.T) {
 			t.Errorf("after two runs: queues %v, rules %+v; want 2 of each", queues.QueueUrls, rules.Rules)
 		}
 	})
+}
+
+// TestEventsStepFeedsEcsSd runs 03-events.sh on moto and the real ecs-sd configured as the
+// stack's ECS-source variant configures it (evaluated from the template: --ecs.cluster of the
+// watched cluster, --events.queue-url of the queue the step printed, --refresh.interval=5m, the
+// kit's environment). A task of the watched cluster started after ecs-sd's first discovery, and
+// announced by its "ECS Task State Change" event put to EventBridge, is in ecs-sd's file_sd file
+// and http_sd list from the event: no discovery ran and the task was not described (the event
+// carries it). Its STOPPED event removes it the same way.
+//
+// ECS runs on a patched moto, which serves one request at a time; the step's queue and rules on
+// a plain moto of their own, whose long polls wait beside other calls. ecs-sd's one AWS endpoint
+// is a router that sends SQS calls to the latter and every other call to the former. Both motos
+// use account 123456789012, so the rule's cluster ARN is the task's.
+func TestEventsStepFeedsEcsSd(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "aws", "the AWS CLI")
+	requireTool(t, "bash", "the scripts are bash")
+	bin := testenv.BuildBinary(t, "./cmd/ecs-sd")
+	ecsMoto, eventsMoto := testenv.StartPatchedMoto(t), testenv.StartMoto(t)
+
+	// The cluster, a task definition like the kit's webapp (awsvpc, a PROMETHEUS_EXPORTER_PORT
+	// docker label) and a first task; the Cloud Map namespace and the SSM parameters the kit's
+	// environment names.
+	f := ecsMoto.ECS(t)
+	network := f.CreateNetwork(t, 1)
+	watched := f.CreateCluster(t, "ecs-sd", nil)
+	def := registerWebapp(t, f)
+	runTask := func() (detail map[string]any, addr string) {
+		task := f.RunTask(t, &awsecs.RunTaskInput{Cluster: aws.String(watched), TaskDefinition: &def, LaunchType: ecstypes.LaunchTypeFargate,
+			NetworkConfiguration: network.AWSVPC(), Group: aws.String("service:webapp")})[0]
+		ip := testenv.TaskIP(task)
+		if ip == "" {
+			t.Fatalf("moto's task %s has no ENI address", aws.ToString(task.TaskArn))
+		}
+		return taskEventDetail(t, ecsMoto, watched, aws.ToString(task.TaskArn)), ip + ":3000"
+	}
+	_, firstAddr := runTask()
+	const namespacesParameter, configParameter = "ECS-ServiceDiscovery-Namespaces", "ECS-Prometheus-Configuration"
+	ecsMoto.CreateHTTPNamespace(t, "ecs-services")
+	ecsMoto.PutParameter(t, namespacesParameter, "ecs-services", ssmtypes.ParameterTypeStringList)
+	ecsMoto.PutParameter(t, configParameter, "global:\n  scrape_interval: 30s\n", ssmtypes.ParameterTypeString)
+
+	out := runStep(t, eventsMoto, eventsMoto.URL, "03-events.sh", map[string]string{"CLUSTER_NAME": "ecs-sd"})
+	queue := out["EVENTS_QUEUE_URL"]
+	if queue == "" {
+		t.Fatalf("03-events.sh printed no EVENTS_QUEUE_URL: %v", out)
+	}
+
+	// ecs-sd as the stack runs it, but on loopback and without the reload URL (no Prometheus
+	// beside it here); its /etc/config is a temporary directory.
+	command, kitEnv := stackEcsSd(t, newStack(t, loadTemplate(t), "ecs-sd", map[string]string{"EcsApiDiscovery": "Enabled"}))
+	values := map[string]string{"{Cluster}": "ecs-sd", "{EventsQueue}": queue,
+		"{DiscoveryNamespacesParameter}": namespacesParameter, "{PrometheusConfigParameter}": configParameter}
+	fillValue := func(v string) string {
+		filled := commandPlaceholder.ReplaceAllStringFunc(v, func(m string) string {
+			if x, ok := values[m]; ok {
+				return x
+			}
+			t.Fatalf("the stack's ecs-sd container has %s, which this test does not fill", m)
+			return m
+		})
+		return filled
+	}
+	var args []string
+	for _, a := range command {
+		if !strings.HasPrefix(a, "--prometheus.reload-url=") {
+			args = append(args, fillValue(a))
+		}
+	}
+	for _, want := range []string{"--ecs.cluster=ecs-sd", "--events.queue-url=" + queue, "--refresh.interval=5m"} {
+		if !slices.Contains(args, want) {
+			t.Fatalf("the stack's ecs-sd command %v has no %s", command, want)
+		}
+	}
+	dir := t.TempDir()
+	env := testenv.AWSEnv(routeSQS(t, eventsMoto.URL, ecsMoto.URL))
+	for k, v := range kitEnv {
+		if k == "CONFIG_FILE_DIR" {
+			v = dir
+		}
+		env = append(env, k+"="+fillValue(v))
+	}
+	proc, port, err := supervise.StartServer(t.Context(), supervise.ServerSpec{
+		Name: "ecs-sd", Binary: bin, Env: env, LogPath: filepath.Join(dir, "ecs-sd.log"),
+		Args: func(port int) []string {
+			return append(slices.Clone(args), "--web.listen-address="+net.JoinHostPort(supervise.DefaultHost, strconv.Itoa(port)))
+		},
+		ReadyPath: "/-/ready", Timeout: time.Minute, Grace: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ecs-sd's log:\n%s", proc.LogTail(40))
+		}
+		proc.Stop(5 * time.Second)
+	})
+	base := "http://" + net.JoinHostPort(supervise.DefaultHost, strconv.Itoa(port))
+	file := filepath.Join(dir, "ecs-services.json")
+	inOutputs := func(addr string, want bool) func() (bool, string) {
+		return func() (bool, string) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return false, err.Error()
+			}
+			served, err := promclient.Get(t.Context(), base+"/prometheus-targets")
+			if err != nil {
+				return false, err.Error()
+			}
+			inFile, inHTTP := strings.Contains(string(data), `"`+addr+`"`), strings.Contains(string(served), `"`+addr+`"`)
+			return inFile == want && inHTTP == want, fmt.Sprintf("%s in the file_sd file: %v, in the http_sd list: %v; want %v\n%s", addr, inFile, inHTTP, want, data)
+		}
+	}
+	metric := func(series string) float64 {
+		v, err := promclient.Scrape(t.Context(), base+"/metrics", series)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	const (
+		discoveries = `ecs_sd_refresh_duration_seconds_count{source="ecs"}`
+		applied     = `ecs_sd_events_applied_total`
+		described   = `ecs_sd_aws_api_calls_total{operation="DescribeTasks",outcome="success",service="ECS"}`
+	)
+	testenv.Eventually(t, time.Minute, 50*time.Millisecond, inOutputs(firstAddr, true))
+	before := map[string]float64{discoveries: metric(discoveries), described: metric(described)}
+	if before[discoveries] != 1 {
+		t.Fatalf("%s = %v after start, want 1 (the first discovery)", discoveries, before[discoveries])
+	}
+
+	// A task started after the first discovery arrives by its event: the resync is 5 minutes off,
+	// and the discovery count shows none ran (the wait is long only for a machine under load).
+	detail, addr := runTask()
+	put := time.Now()
+	putEvents(t, eventsMoto, []map[string]any{ecsEntry(t, detail)})
+	testenv.Eventually(t, time.Minute, 20*time.Millisecond, inOutputs(addr, true))
+	t.Logf("%s was in ecs-sd's outputs %v after its event was put", addr, time.Since(put).Round(time.Millisecond))
+	if ok, msg := inOutputs(firstAddr, true)(); !ok {
+		t.Error(msg)
+	}
+	for series, was := range before {
+		if now := metric(series); now != was {
+			t.Errorf("%s = %v, was %v before the event: the target came from a discovery, not from the event", series, now, was)
+		}
+	}
+	if n := metric(applied); n < 1 {
+		t.Errorf("%s = %v, want the event counted", applied, n)
+	}
+
+	// Its STOPPED event (a newer version) removes it.
+	detail["lastStatus"], detail["desiredStatus"] = "STOPPED", "STOPPED"
+	switch v := detail["version"].(type) {
+	case int:
+		detail["version"] = v + 2
+	case float64:
+		detail["version"] = v + 2
+	default:
+		t.Fatalf("the event's task version is %T %v", v, v)
+	}
+	putEvents(t, eventsMoto, []map[string]any{ecsEntry(t, detail)})
+	testenv.Eventually(t, time.Minute, 20*time.Millisecond, inOutputs(addr, false))
+	if ok, msg := inOutputs(firstAddr, true)(); !ok {
+		t.Error(msg)
+	}
+	if now := metric(discoveries); now != before[discoveries] {
+		t.Errorf("%s = %v, was %v: a discovery ran", discoveries, now, before[discoveries])
+	}
+}
+
+// routeSQS starts an AWS endpoint on 127.0.0.1 that forwards SQS calls (X-Amz-Target
+// AmazonSQS.*) to sqsURL and every other call to otherURL, and returns its URL.
+func routeSQS(t *testing.T, sqsURL, otherURL string) string {
+	t.Helper()
+	proxy := func(target string) *httputil.ReverseProxy {
+		u, err := url.Parse(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() == nil { // not a call its client gave up, as ecs-sd's last long poll
+				t.Logf("route %s %s to %s: %v", r.Method, r.Header.Get("X-Amz-Target"), target, err)
+			}
+			w.WriteHeader(http.StatusBadGateway)
+		}
+		return p
+	}
+	sqs, other := proxy(sqsURL), proxy(otherURL)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
+			sqs.ServeHTTP(w, r)
+			return
+		}
+		other.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

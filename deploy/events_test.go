@@ -22,13 +22,27 @@ var eventsFlags = []string{"--events.queue-url={EventsQueue}", "--refresh.interv
 // ecsSdCommand returns the evaluated command of the ecs-sd container.
 func ecsSdCommand(t *testing.T, s *stack) []string {
 	t.Helper()
+	command, _ := stackEcsSd(t, s)
+	return command
+}
+
+// stackEcsSd returns the evaluated command and environment of the stack's ecs-sd container.
+func stackEcsSd(t *testing.T, s *stack) (command []string, env map[string]string) {
+	t.Helper()
 	for _, ct := range s.resource("PrometheusTaskDefinition")["ContainerDefinitions"].([]any) {
-		if ct := ct.(map[string]any); ct["Name"] == "ecs-sd" {
-			return strs(ct["Command"])
+		ct := ct.(map[string]any)
+		if ct["Name"] != "ecs-sd" {
+			continue
 		}
+		env := map[string]string{}
+		for _, e := range asSlice(ct["Environment"]) {
+			e := e.(map[string]any)
+			env[e["Name"].(string)], _ = e["Value"].(string)
+		}
+		return strs(ct["Command"]), env
 	}
-	t.Fatal("no ecs-sd container")
-	return nil
+	t.Fatal("the stack's task definition has no ecs-sd container")
+	return nil, nil
 }
 
 // patternMatches tells whether an EventBridge event pattern matches an event, for patterns made

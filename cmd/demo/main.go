@@ -3,7 +3,9 @@
 // would, ecs-sd, Prometheus with the deploy kit's configuration and a second Prometheus standing in
 // for Amazon Managed Service for Prometheus. While it runs it shows, refreshed every few seconds,
 // Prometheus's active targets and the seed's queries read back from the sink; a third web app task
-// is registered mid-run to show a target appearing.
+// is registered mid-run, and its registration announced by the event CloudTrail would send, to show
+// a target appearing in event mode: the events list says how long after the registration it was in
+// ecs-sd's targets, in Prometheus's and in the sink.
 //
 // Run it from the repository root after make build (make demo does both). State and logs go to
 // .demo/. Ctrl-C (SIGINT) or SIGTERM stops everything it started. With DEMO_DURATION=<seconds> it
@@ -147,6 +149,9 @@ func watch(ctx context.Context, p *demo.Pipeline, duration time.Duration, tty bo
 			return sc.verdict(os.Stdout)
 		case <-addTimer.C:
 			sc.addTask(ctx)
+			continue
+		case x := <-sc.addedSeen:
+			sc.sighted(x)
 			continue
 		case <-ticker.C:
 		}

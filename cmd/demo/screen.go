@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/ecs-sd/ecs-sd/internal/harness/demo"
 	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
@@ -29,26 +32,68 @@ type screen struct {
 	resultsErr error
 	events     []string
 
-	added       *demo.Task // the task registered mid-run
-	addedAt     time.Time
-	addedTarget bool // seen in Prometheus's active targets
-	addedSink   bool // its series seen in the sink
+	added       *demo.Task    // the task registered mid-run
+	addedSeen   chan sighting // when it was in ecs-sd's outputs, then in Prometheus's targets
+	addedInSD   bool          // seen in ecs-sd's outputs
+	addedTarget bool          // seen in Prometheus's active targets, up
+	addedSink   bool          // its series seen in the sink
 }
+
+// sighting is a line of the events list about the task added mid-run.
+type sighting struct {
+	line    string
+	inEcsSD bool // it says the task is in ecs-sd's outputs
+}
+
+// sightingWait bounds the wait for the task added mid-run to be in ecs-sd's outputs and in
+// Prometheus's targets.
+const sightingWait = time.Minute
 
 // event records a line of the events list, stamped with the time since the start.
 func (s *screen) event(format string, args ...any) {
 	s.events = append(s.events, fmt.Sprintf("%5s  ", clock(time.Since(s.start)))+fmt.Sprintf(format, args...))
 }
 
-// addTask registers a third web app task.
+// addTask registers a third web app task, whose registration the pipeline announces with its
+// CloudTrail event, and starts watching ecs-sd's outputs for it: the line saying when it got
+// there arrives on s.addedEcsSD.
 func (s *screen) addTask(ctx context.Context) {
 	task, err := s.p.AddWebTask(ctx)
 	if err != nil {
 		s.event("could not add a web app task: %v", err)
 		return
 	}
-	s.added, s.addedAt = task, time.Now()
-	s.event("started web app task %s on %s and registered it in Cloud Map", short(task.ID), task.Addr)
+	s.added = task
+	s.event("started web app task %s on %s, registered it in Cloud Map and put the CloudTrail event of the registration to EventBridge", short(task.ID), task.Addr)
+	s.addedSeen = make(chan sighting, 2)
+	go s.watchAdded(ctx, task)
+}
+
+// watchAdded sends to s.addedSeen when task is in ecs-sd's outputs, then when it is in
+// Prometheus's active targets, each timed from its registration; or why it was not.
+func (s *screen) watchAdded(ctx context.Context, task *demo.Task) {
+	ctx, cancel := context.WithTimeout(ctx, sightingWait)
+	defer cancel()
+	at, err := s.p.WaitEcsSD(ctx, task.Addr, true)
+	if err != nil {
+		s.addedSeen <- sighting{line: fmt.Sprintf("%s did not reach ecs-sd's targets: %v", task.Addr, err)}
+		return
+	}
+	s.addedSeen <- sighting{inEcsSD: true, line: fmt.Sprintf(
+		"%s is in ecs-sd's targets (http_sd and %s) %s after its registration: applied from the event (the resync is every %s)",
+		task.Addr, filepath.Base(s.p.FileSDFile()), seconds(at.Sub(task.Registered)), model.Duration(s.p.RefreshInterval()))}
+	if at, err = s.p.WaitPrometheus(ctx, task.Addr); err != nil {
+		s.addedSeen <- sighting{line: fmt.Sprintf("%s did not reach Prometheus's targets: %v", task.Addr, err)}
+		return
+	}
+	s.addedSeen <- sighting{line: fmt.Sprintf("%s is in Prometheus's active targets (file_sd) %s after its registration",
+		task.Addr, seconds(at.Sub(task.Registered)))}
+}
+
+// sighted records a line about the task added mid-run.
+func (s *screen) sighted(x sighting) {
+	s.addedInSD = s.addedInSD || x.inEcsSD
+	s.event("%s", x.line)
 }
 
 // update reads Prometheus's targets and the seed queries' answers from the sink, and notes when
@@ -63,13 +108,13 @@ func (s *screen) update(ctx context.Context) {
 		return t.Labels["instance"] == s.added.Addr && t.Health == "up"
 	}) {
 		s.addedTarget = true
-		s.event("%s is an active target of Prometheus, up (%s after registration)", s.added.Addr, since(s.addedAt))
+		s.event("%s is scraped: up (%s after registration)", s.added.Addr, seconds(time.Since(s.added.Registered)))
 	}
 	if !s.addedSink {
 		samples, err := s.p.QuerySink(ctx, fmt.Sprintf(`http_requests_total{instance=%q}`, s.added.Addr))
 		if err == nil && len(samples) > 0 {
 			s.addedSink = true
-			s.event(`its series reached the sink: http_requests_total{instance=%q} (%s after registration)`, s.added.Addr, since(s.addedAt))
+			s.event(`its series reached the sink: http_requests_total{instance=%q} (%s after registration)`, s.added.Addr, seconds(time.Since(s.added.Registered)))
 		}
 	}
 }
@@ -94,6 +139,8 @@ func (s *screen) draw(w io.Writer) {
 	fmt.Fprintf(tw, "AWS (moto)\t%s\tCloud Map namespace %s, SSM parameters %s and %s\n", s.p.MotoURL,
 		s.p.Outputs["CLOUDMAP_NAMESPACE_ID"], s.p.Outputs["DISCOVERY_NAMESPACES_PARAMETER_NAME"], s.p.Outputs["PROMETHEUS_CONFIG_PARAMETER_NAME"])
 	fmt.Fprintf(tw, "ecs-sd\t%s/prometheus-targets\twrites %s and prometheus.yaml\n", s.p.EcsSDURL, s.p.FileSDFile())
+	fmt.Fprintf(tw, "events (SQS)\t%s\tevent mode: EventBridge rules of deploy/scripts/03-events.sh; full resync every %s\n",
+		s.p.Outputs["EVENTS_QUEUE_URL"], model.Duration(s.p.RefreshInterval()))
 	fmt.Fprintf(tw, "Prometheus (agent)\t%s/targets\tfile_sd, remote-writes to the sink\n", s.p.PrometheusURL)
 	fmt.Fprintf(tw, "sink (AMP stand-in)\t%s/graph\tremote-write receiver; the queries below run here\n", s.p.SinkURL)
 	tw.Flush()
@@ -161,8 +208,8 @@ func (s *screen) verdict(w io.Writer) int {
 			empty = append(empty, r.Name)
 		}
 	}
-	if s.added != nil && (!s.addedTarget || !s.addedSink) {
-		fmt.Fprintf(w, "\ndemo: note: the task added mid-run (%s) was not seen in both Prometheus's targets and the sink\n", s.added.Addr)
+	if s.added != nil && (!s.addedInSD || !s.addedTarget || !s.addedSink) {
+		fmt.Fprintf(w, "\ndemo: note: the task added mid-run (%s) was not seen in all of ecs-sd's targets, Prometheus's targets and the sink\n", s.added.Addr)
 	}
 	if len(empty) > 0 {
 		fmt.Fprintf(w, "\ndemo: FAILED: no data from the sink for: %s\n", strings.Join(empty, "; "))
@@ -187,8 +234,8 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
-// since formats the time since t in seconds.
-func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
+// seconds formats d in seconds, to a tenth.
+func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
 // short shortens a task id for display.
 func short(id string) string {

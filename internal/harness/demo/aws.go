@@ -15,10 +15,13 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/harness/supervise"
 )
 
-// createResources runs the deploy kit's first two CLI steps against moto, as a user would run
+// createResources runs the deploy kit's first three CLI steps against moto, as a user would run
 // them against AWS: 01-cloudmap.sh (a new VPC, the private DNS namespace, the webapp and
-// node-exporter Cloud Map services with their METRICS_* tags) and 02-ssm-parameters.sh (an AMP
-// workspace, the namespace list and the Prometheus configuration parameters). The configuration
+// node-exporter Cloud Map services with their METRICS_* tags), 02-ssm-parameters.sh (an AMP
+// workspace, the namespace list and the Prometheus configuration parameters) and 03-events.sh
+// (event mode: the SQS queue and its dead-letter queue, the EventBridge rules for the task state
+// changes of cluster ecs-sd and for Cloud Map's RegisterInstance and DeregisterInstance calls as
+// CloudTrail reports them, which send to the queue). The configuration
 // template 02 renders is the deploy kit's, made local (see prometheusTemplate) with ecs-sd
 // scraped at ecsSDAddr.
 func (p *Pipeline) createResources(ctx context.Context, ecsSDAddr string) error {
@@ -52,6 +55,7 @@ func (p *Pipeline) createResources(ctx context.Context, ecsSDAddr string) error 
 			"NODE_EXPORTER_METRICS_PORT=" + strconv.Itoa(NodeExporterPort),
 		}},
 		{"02-ssm-parameters.sh", []string{"PROMETHEUS_CONFIG_TEMPLATE=" + tmplPath}},
+		{"03-events.sh", []string{"CLUSTER_NAME=" + ClusterName}},
 	}
 	for _, step := range steps {
 		start := time.Now()
@@ -61,9 +65,13 @@ func (p *Pipeline) createResources(ctx context.Context, ecsSDAddr string) error 
 		p.log.Info("ran deploy script against moto", "script", "deploy/scripts/"+step.script,
 			"took", time.Since(start).Round(100*time.Millisecond))
 	}
-	for _, name := range []string{"CLOUDMAP_WEBAPP_SERVICE_ID", "CLOUDMAP_NODE_EXPORTER_SERVICE_ID"} {
+	for name, script := range map[string]string{
+		"CLOUDMAP_WEBAPP_SERVICE_ID":        "01-cloudmap.sh",
+		"CLOUDMAP_NODE_EXPORTER_SERVICE_ID": "01-cloudmap.sh",
+		"EVENTS_QUEUE_URL":                  "03-events.sh",
+	} {
 		if p.Outputs[name] == "" {
-			return fmt.Errorf("deploy/scripts/01-cloudmap.sh printed no %s", name)
+			return fmt.Errorf("deploy/scripts/%s printed no %s", script, name)
 		}
 	}
 	return nil

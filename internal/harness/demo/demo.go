@@ -2,15 +2,20 @@
 // it on ECS, with local stand-ins for what only AWS has:
 //
 //   - moto_server stands in for AWS; the deploy kit's own scripts create the Cloud Map namespace
-//     and services (deploy/scripts/01-cloudmap.sh) and the SSM parameters
-//     (02-ssm-parameters.sh) on it through the AWS API;
+//     and services (deploy/scripts/01-cloudmap.sh), the SSM parameters (02-ssm-parameters.sh)
+//     and event mode's SQS queue and EventBridge rules (03-events.sh) on it through the AWS API;
 //   - "ECS tasks" are local processes on loopback addresses of their own, registered in Cloud Map
 //     as ECS registers a task (instance id = task id, the same attributes): web app tasks
 //     (cmd/webapp, with its load generator on) on 127.0.0.11:3000, 127.0.0.12:3000, ... and a
 //     node exporter on 127.0.0.21:9100;
-//   - ecs-sd (bin/ecs-sd) runs with the seed's environment (CONFIG_FILE_DIR,
-//     CONFIG_RELOAD_FREQUENCY): it writes ecs-services.json, and prometheus.yaml from the SSM
-//     parameter, and asks Prometheus to reload;
+//   - the pipeline plays CloudTrail's part (moto has no trail): each registration and
+//     deregistration is announced by the "AWS API Call via CloudTrail" event a trail sends to
+//     EventBridge (PutEvents), whose rule delivers it to the queue;
+//   - ecs-sd (bin/ecs-sd) runs as the deploy kit's task definition runs it: the seed's environment
+//     (CONFIG_FILE_DIR, CONFIG_RELOAD_FREQUENCY) and event mode (--events.queue-url, and
+//     --refresh.interval=5m for the full resync). It writes ecs-services.json, and
+//     prometheus.yaml from the SSM parameter, and asks Prometheus to reload; an announced
+//     registration is in its outputs within about a second, without waiting for a resync;
 //   - Prometheus (agent mode, as in the deploy kit's task definition) runs on that prometheus.yaml,
 //     scrapes through file_sd and remote-writes to a second Prometheus with the remote-write
 //     receiver on, standing in for Amazon Managed Service for Prometheus (the "sink"). The seed's
@@ -42,7 +47,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/prometheus/common/model"
 
 	"github.com/ecs-sd/ecs-sd/internal/harness/grafana"
 	"github.com/ecs-sd/ecs-sd/internal/harness/promclient"
@@ -66,6 +73,14 @@ const (
 	webappIPBase   = 10
 	maxWebTasks    = 9
 	nodeExporterIP = "127.0.0.21"
+)
+
+// DefaultRefreshInterval is ecs-sd's full resync in event mode, and configReloadFrequency its
+// CONFIG_RELOAD_FREQUENCY (seconds), as in the deploy kit's task definition
+// (deploy/task-definitions/prometheus.json): the flag wins over the variable.
+const (
+	DefaultRefreshInterval = 5 * time.Minute
+	configReloadFrequency  = "30"
 )
 
 // Timeouts and grace periods of the pipeline's processes and calls.
@@ -94,7 +109,8 @@ type Options struct {
 	WebappBinary string
 	// ScrapeInterval is Prometheus's scrape interval; default 5s.
 	ScrapeInterval time.Duration
-	// RefreshInterval is ecs-sd's CONFIG_RELOAD_FREQUENCY, in whole seconds; default 5s.
+	// RefreshInterval is ecs-sd's --refresh.interval, the full resync of event mode; default 5m,
+	// the deploy kit's. Announced registrations do not wait for it.
 	RefreshInterval time.Duration
 	// LoadRPS is the request rate of each web app's load generator; default 10.
 	LoadRPS int
@@ -117,7 +133,7 @@ func (o Options) withDefaults() (Options, error) {
 		*path = abs
 	}
 	o.ScrapeInterval = cmp.Or(o.ScrapeInterval, 5*time.Second)
-	o.RefreshInterval = cmp.Or(o.RefreshInterval, 5*time.Second)
+	o.RefreshInterval = cmp.Or(o.RefreshInterval, DefaultRefreshInterval)
 	o.LoadRPS = cmp.Or(o.LoadRPS, 10)
 	o.WebTasks = cmp.Or(o.WebTasks, 2)
 	if o.Logger == nil {
@@ -137,7 +153,10 @@ type Task struct {
 	ID      string // the task id, also its Cloud Map instance id
 	Service string // the ECS service
 	Addr    string // where it listens and is scraped, ip:port
-	proc    *supervise.Process
+	// Registered is when Cloud Map answered its RegisterInstance; the CloudTrail event
+	// announcing it was put to EventBridge right after.
+	Registered time.Time
+	proc       *supervise.Process
 }
 
 // ProcessInfo describes one process the pipeline started.
@@ -164,6 +183,7 @@ type Pipeline struct {
 	families  map[string]string // ECS service -> task definition family
 	instance  string            // EC2 instance id of the "container instance" (this machine)
 	cloudMap  *servicediscovery.Client
+	events    *eventbridge.Client
 	prom      *promclient.Client
 	sink      *promclient.Client
 	dashboard string
@@ -327,6 +347,7 @@ func (p *Pipeline) startAWS(ctx context.Context) error {
 		return err
 	}
 	p.cloudMap = servicediscovery.NewFromConfig(cfg)
+	p.events = eventbridge.NewFromConfig(cfg)
 	return nil
 }
 
@@ -425,7 +446,7 @@ func (p *Pipeline) AddWebTask(ctx context.Context) (*Task, error) {
 }
 
 // register gives task a task id and registers it in Cloud Map service serviceID with the
-// attributes ECS sets, in availability zone us-east-1<zone>.
+// attributes ECS sets, in availability zone us-east-1<zone>, and announces the registration.
 func (p *Pipeline) register(ctx context.Context, task *Task, serviceID, zone string) error {
 	id, err := randomHex(32)
 	if err != nil {
@@ -448,7 +469,23 @@ func (p *Pipeline) register(ctx context.Context, task *Task, serviceID, zone str
 	}); err != nil {
 		return err
 	}
+	task.Registered = time.Now()
 	p.log.Info("registered task in Cloud Map", "service", task.Service, "task", id, "address", task.Addr)
+	return p.announce(ctx, rig.OpRegisterInstance, serviceID, id)
+}
+
+// announce puts the event CloudTrail sends to EventBridge for Cloud Map call op (RegisterInstance
+// or DeregisterInstance) on instance instanceID of service serviceID; 03-events.sh's rule
+// delivers it to ecs-sd's queue.
+func (p *Pipeline) announce(ctx context.Context, op, serviceID, instanceID string) error {
+	entry, err := rig.CloudMapCall(op, serviceID, instanceID)
+	if err != nil {
+		return err
+	}
+	if err := rig.PutEvents(ctx, p.events, entry); err != nil {
+		return fmt.Errorf("announce %s of %s: %w", op, instanceID, err)
+	}
+	p.log.Info("put the CloudTrail event of a Cloud Map call to EventBridge", "call", op, "service_id", serviceID, "instance", instanceID)
 	return nil
 }
 
@@ -465,7 +502,11 @@ func (p *Pipeline) RemoveWebTask(ctx context.Context, id string) error {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := rig.DeregisterTask(ctx, p.cloudMap, p.Outputs["CLOUDMAP_WEBAPP_SERVICE_ID"], id); err != nil {
+	serviceID := p.Outputs["CLOUDMAP_WEBAPP_SERVICE_ID"]
+	if err := rig.DeregisterTask(ctx, p.cloudMap, serviceID, id); err != nil {
+		return err
+	}
+	if err := p.announce(ctx, rig.OpDeregisterInstance, serviceID, id); err != nil {
 		return err
 	}
 	task.proc.Stop(taskGrace)
@@ -488,12 +529,13 @@ func (p *Pipeline) WebTasks() []Task {
 	return out
 }
 
-// startEcsSD starts ecs-sd as the deploy kit's task definition does (the seed's environment and
-// the reload URL), on 127.0.0.1:port, with promPort as Prometheus's port.
+// startEcsSD starts ecs-sd as the deploy kit's task definition does (the seed's environment, the
+// reload URL and event mode: the queue of 03-events.sh, the resync interval), on 127.0.0.1:port,
+// with promPort as Prometheus's port.
 func (p *Pipeline) startEcsSD(ctx context.Context, port, promPort int) error {
 	env := append(rig.AWSEnv(p.MotoURL),
 		"CONFIG_FILE_DIR="+p.ConfigDir,
-		"CONFIG_RELOAD_FREQUENCY="+strconv.Itoa(int(p.opts.RefreshInterval/time.Second)),
+		"CONFIG_RELOAD_FREQUENCY="+configReloadFrequency,
 	)
 	proc, _, err := p.startServer(ctx, supervise.ServerSpec{
 		Name:   "ecs-sd",
@@ -502,6 +544,8 @@ func (p *Pipeline) startEcsSD(ctx context.Context, port, promPort int) error {
 			return []string{
 				"--web.listen-address=" + net.JoinHostPort(supervise.DefaultHost, strconv.Itoa(port)),
 				fmt.Sprintf("--prometheus.reload-url=http://%s:%d/-/reload", supervise.DefaultHost, promPort),
+				"--events.queue-url=" + p.Outputs["EVENTS_QUEUE_URL"],
+				"--refresh.interval=" + model.Duration(p.opts.RefreshInterval).String(),
 			}
 		},
 		Env:       env,
@@ -515,7 +559,8 @@ func (p *Pipeline) startEcsSD(ctx context.Context, port, promPort int) error {
 		return err
 	}
 	p.EcsSDURL = fmt.Sprintf("http://%s:%d", supervise.DefaultHost, port)
-	p.log.Info("started ecs-sd", "url", p.EcsSDURL, "config_dir", p.ConfigDir, "pid", proc.PID())
+	p.log.Info("started ecs-sd in event mode", "url", p.EcsSDURL, "config_dir", p.ConfigDir,
+		"queue", p.Outputs["EVENTS_QUEUE_URL"], "refresh_interval", p.opts.RefreshInterval, "pid", proc.PID())
 	return nil
 }
 
@@ -664,3 +709,6 @@ func randomHex(n int) (string, error) {
 	}
 	return hex.EncodeToString(b)[:n], nil
 }
+
+// RefreshInterval is ecs-sd's --refresh.interval: the full resync of event mode.
+func (p *Pipeline) RefreshInterval() time.Duration { return p.opts.RefreshInterval }

@@ -3,6 +3,7 @@
 package demo_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -26,24 +27,26 @@ type wantTarget struct {
 	job, service string
 }
 
-// TestPipeline runs the demo's pipeline with short intervals: moto with the deploy scripts'
-// resources, two web app tasks and a node exporter registered in Cloud Map as ECS would, ecs-sd,
-// Prometheus on the configuration ecs-sd wrote from SSM, remote-writing to the sink. It checks
-// that Prometheus scrapes every task with the seed's labels, that every query of the Grafana
-// dashboard (the seed's queries) runs on the sink without error and returns data, that a task
-// registered mid-run appears (in the targets and in the sink) and disappears when deregistered,
-// and that nothing is left running at the end.
+// TestPipeline runs the demo's pipeline with short scrape intervals: moto with the deploy scripts'
+// resources (event mode's queue and rules included), two web app tasks and a node exporter
+// registered in Cloud Map as ECS would, ecs-sd in event mode with the deploy kit's 5-minute
+// resync, Prometheus on the configuration ecs-sd wrote from SSM, remote-writing to the sink. It
+// checks that Prometheus scrapes every task with the seed's labels, that every query of the
+// Grafana dashboard (the seed's queries) runs on the sink without error and returns data, that a
+// task registered mid-run and announced by its CloudTrail event appears in ecs-sd's outputs
+// through the event (an event applied, no discovery run since: the resync could not have found
+// it), then in the targets and in the sink, and disappears when deregistered and announced, and
+// that nothing is left running at the end.
 func TestPipeline(t *testing.T) {
 	ctx := t.Context()
 	p, err := demo.Start(ctx, demo.Options{
-		Dir:             t.TempDir(),
-		RepoRoot:        filepath.Join("..", "..", ".."),
-		EcsSDBinary:     testenv.BuildBinary(t, "cmd/ecs-sd"),
-		WebappBinary:    testenv.BuildBinary(t, "cmd/webapp"),
-		ScrapeInterval:  time.Second,
-		RefreshInterval: time.Second,
-		LoadRPS:         20,
-		Logger:          slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Dir:            t.TempDir(),
+		RepoRoot:       filepath.Join("..", "..", ".."),
+		EcsSDBinary:    testenv.BuildBinary(t, "cmd/ecs-sd"),
+		WebappBinary:   testenv.BuildBinary(t, "cmd/webapp"),
+		ScrapeInterval: time.Second,
+		LoadRPS:        20,
+		Logger:         slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	require.NoError(t, err)
 	procs := p.Processes()
@@ -106,10 +109,17 @@ func TestPipeline(t *testing.T) {
 		}
 	}
 
-	// A task registered mid-run is scraped, and its series reach the sink.
+	// A task registered mid-run and announced is in ecs-sd's outputs by the event: one more event
+	// applied, and no discovery since (the first, at start, is the only one before the 5-minute
+	// resync). Then it is scraped, and its series reach the sink.
+	require.Equal(t, demo.DefaultRefreshInterval, p.RefreshInterval())
+	discoveries, applied := ecsSDMetric(t, p, cloudMapDiscoveries), ecsSDMetric(t, p, eventsApplied)
 	added, err := p.AddWebTask(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.13:3000", added.Addr)
+	waitEcsSD(t, p, added, true)
+	assert.Equal(t, discoveries, ecsSDMetric(t, p, cloudMapDiscoveries), "a discovery ran: the target did not come from the event")
+	assert.Greater(t, ecsSDMetric(t, p, eventsApplied), applied, "no event applied")
 	waitTargets(t, p, func(targets map[string]promclient.Target) string {
 		return checkTarget(targets, added.Addr, wantTarget{"ecs_services", demo.WebappService})
 	})
@@ -119,8 +129,11 @@ func TestPipeline(t *testing.T) {
 		return len(samples) > 0, "the new task's http_requests_total has not reached the sink"
 	})
 
-	// Deregistered (and stopped), it leaves Prometheus's active targets; the others stay.
+	// Deregistered (and stopped) and announced, it leaves ecs-sd's outputs by the event, and
+	// Prometheus's active targets; the others stay.
 	require.NoError(t, p.RemoveWebTask(ctx, added.ID))
+	waitEcsSD(t, p, added, false)
+	assert.Equal(t, discoveries, ecsSDMetric(t, p, cloudMapDiscoveries), "a discovery ran: the removal did not come from the event")
 	waitTargets(t, p, func(targets map[string]promclient.Target) string {
 		if _, ok := targets[added.Addr]; ok {
 			return added.Addr + " is still an active target"
@@ -136,6 +149,37 @@ func TestPipeline(t *testing.T) {
 	for _, proc := range procs {
 		assert.Eventually(t, func() bool { return len(supervise.GroupMembers(proc.PID)) == 0 }, 5*time.Second,
 			50*time.Millisecond, "%s (process group %d) still runs", proc.Name, proc.PID)
+	}
+}
+
+// Series of ecs-sd's /metrics: the Cloud Map source's discoveries (at start and at each resync,
+// not when an event is applied) and the events applied.
+const (
+	cloudMapDiscoveries = `ecs_sd_refresh_duration_seconds_count{source="cloudmap"}`
+	eventsApplied       = `ecs_sd_events_applied_total`
+)
+
+// ecsSDMetric returns one series of ecs-sd's /metrics.
+func ecsSDMetric(t *testing.T, p *demo.Pipeline, series string) float64 {
+	t.Helper()
+	v, err := p.EcsSDMetric(t.Context(), series)
+	require.NoError(t, err)
+	return v
+}
+
+// waitEcsSD waits until task is (present) or is not a target in ecs-sd's http_sd list and
+// file_sd file, and logs how long after its registration (the measure the demo shows).
+func waitEcsSD(t *testing.T, p *demo.Pipeline, task *demo.Task, present bool) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	at, err := p.WaitEcsSD(ctx, task.Addr, present)
+	require.NoError(t, err)
+	if present {
+		t.Logf("%s was in ecs-sd's outputs %v after its registration", task.Addr, at.Sub(task.Registered).Round(time.Millisecond))
+	} else {
+		t.Logf("%s was gone from ecs-sd's outputs %v after its deregistration was announced", task.Addr, at.Sub(start).Round(time.Millisecond))
 	}
 }
 

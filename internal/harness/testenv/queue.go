@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -11,6 +10,8 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/harness/rig"
 )
 
 // The event patterns of ecs-sd's EventBridge rules: ECS task state changes, and Cloud Map's
@@ -64,27 +65,16 @@ func (q *EventQueue) Put(tb testing.TB, entries ...ebtypes.PutEventsRequestEntry
 	tb.Helper()
 	ctx, cancel := callContext(tb)
 	defer cancel()
-	out, err := q.events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-	check(tb, err)
-	if out.FailedEntryCount != 0 {
-		tb.Fatalf("put events: %d of %d failed", out.FailedEntryCount, len(entries))
-	}
+	check(tb, rig.PutEvents(ctx, q.events, entries...))
 }
 
 // CloudMapCall returns the event CloudTrail delivers to EventBridge for a successful Cloud Map
-// call (op RegisterInstance or DeregisterInstance) that ECS made.
+// call (op RegisterInstance or DeregisterInstance) that ECS made (rig.CloudMapCall).
 func CloudMapCall(tb testing.TB, op, serviceID, instanceID string) ebtypes.PutEventsRequestEntry {
 	tb.Helper()
-	detail, err := json.Marshal(map[string]any{
-		"eventVersion": "1.09", "eventSource": "servicediscovery.amazonaws.com", "eventName": op,
-		"awsRegion": Region, "userIdentity": map[string]any{"type": "AssumedRole", "invokedBy": "ecs.amazonaws.com"},
-		"requestParameters": map[string]any{"serviceId": serviceID, "instanceId": instanceID},
-		"eventType":         "AwsApiCall", "readOnly": false, "eventTime": time.Now().UTC().Format(time.RFC3339),
-	})
+	entry, err := rig.CloudMapCall(op, serviceID, instanceID)
 	check(tb, err)
-	return ebtypes.PutEventsRequestEntry{
-		Source: aws.String("aws.servicediscovery"), DetailType: aws.String("AWS API Call via CloudTrail"), Detail: aws.String(string(detail)),
-	}
+	return entry
 }
 
 // Send puts body on the queue directly, as a rule of other patterns or a stray sender would,
