@@ -20,9 +20,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/http"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -158,8 +158,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	cur := &h.current.Load().representations
-	if r.URL.RawQuery != "" {
+	list := h.current.Load()
+	cur := &list.representations
+	if r.URL.RawQuery != "" { // the whole list's answers do not parse an absent query
 		i, n, sharded, err := shardParams(r.URL.RawQuery)
 		if err != nil {
 			h.responses.WithLabelValues("400", "identity").Inc()
@@ -167,9 +168,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if sharded {
-			if cur, err = h.current.Load().shard(i, n); err != nil {
+			if cur, err = list.shard(i, n); err != nil { // the list held cannot be read back
 				h.responses.WithLabelValues("500", "identity").Inc()
-				http.Error(w, "shard "+err.Error(), http.StatusInternalServerError)
+				http.Error(w, fmt.Sprintf("shard %d of %d: %v", i, n, err), http.StatusInternalServerError)
 				return
 			}
 		}
@@ -326,7 +327,7 @@ func matches(values []string, etag string) bool {
 func newResponses(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ecs_sd_http_sd_responses_total",
-		Help: "Answers of the http_sd endpoint, whole list and shards alike, by status code (200, 304; 400 for bad shard parameters) and content encoding (gzip, identity).",
+		Help: "Answers of the http_sd endpoint, whole list and shards alike, by status code (200, 304; 400 for bad shard parameters, 500 for a list that cannot be read back) and content encoding (gzip, identity).",
 	}, []string{"code", "encoding"})
 	c.WithLabelValues("400", "identity")
 	for _, code := range []string{"200", "304"} {
