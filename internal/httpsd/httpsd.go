@@ -60,7 +60,8 @@ type served struct {
 	// groups returns the snapshot's groups, read once: the snapshot's own (held by the refresh
 	// loop anyway), or when it holds none, its compressed list decoded at the first request
 	// for a shard.
-	groups func() ([]*targets.Group, error)
+	groups    func() ([]*targets.Group, error)
+	ownGroups bool // the snapshot held its groups: groups does not read them back
 
 	mu     sync.Mutex
 	shards map[shardKey]*shard
@@ -92,8 +93,13 @@ func (h *Handler) Name() string { return "http_sd" }
 
 // Update implements refresh.Sink: the snapshot's rendered list is served from now on. Its
 // entity tags are computed here, once, unless it is the list already served.
+//
+// The same list is served anew only when it now comes with its groups and came without (the
+// earlier list, primed, then found again by the first discovery): its shards are then cut from
+// the loop's groups rather than from a copy read back from the compressed list.
 func (h *Handler) Update(_ context.Context, snap targets.Snapshot) error {
-	if bytes.Equal(h.current.Load().list.Gzip, snap.Gzip) {
+	cur := h.current.Load()
+	if bytes.Equal(cur.list.Gzip, snap.Gzip) && (cur.ownGroups || snap.Groups == nil) {
 		return nil
 	}
 	h.current.Store(serve(snap))
@@ -105,6 +111,7 @@ func serve(snap targets.Snapshot) *served {
 	return &served{
 		representations: *prepare(snap),
 		groups:          sync.OnceValues(snap.List),
+		ownGroups:       snap.Groups != nil,
 		shards:          map[shardKey]*shard{},
 	}
 }

@@ -150,9 +150,24 @@ func TestShardRenderedOncePerList(t *testing.T) {
 	do(t, http.MethodGet, srv.URL+"?shard=1&of=3")
 	require.Same(t, held, cur.shards[shardKey{1, 3}].rep, "served as held")
 
+	// The same list with its groups (the first discovery finding the earlier list again): served
+	// anew, its shards cut from those groups, with the same entity tags; then kept as it is.
+	require.False(t, cur.ownGroups)
+	require.NoError(t, h.Update(context.Background(), snap))
+	again := h.current.Load()
+	require.NotSame(t, cur, again)
+	require.True(t, again.ownGroups)
+	require.Equal(t, cur.plainETag, again.plainETag)
+	rep, err := again.shard(1, 3)
+	require.NoError(t, err)
+	require.Equal(t, held.plainETag, rep.plainETag)
+	require.NoError(t, h.Update(context.Background(), snap))
+	require.NoError(t, h.Update(context.Background(), targets.Snapshot{Gzip: snap.Gzip, Size: snap.Size}))
+	require.Same(t, again, h.current.Load())
+
 	// A new list: its shards are rendered from it.
 	_, wantWhole := update(t, h, "10.9.9.9:80")
-	require.NotSame(t, cur, h.current.Load())
+	require.NotSame(t, again, h.current.Load())
 	require.Empty(t, h.current.Load().shards)
 	a := do(t, http.MethodGet, srv.URL+"?shard=0&of=1")
 	require.Equal(t, wantWhole, a.decoded)
