@@ -4,7 +4,9 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -13,9 +15,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/httpsd"
+	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
 // motoEnv is the environment of a script talking to moto at endpoint (moto itself or a proxy in
@@ -58,12 +63,13 @@ func TestPrometheusConfigsPassPromtool(t *testing.T) {
 	t.Parallel()
 	promtool := requireTool(t, "promtool", "apt-get install prometheus")
 	files, err := filepath.Glob("prometheus/*.yml")
-	if err != nil || len(files) < 2 {
-		t.Fatalf("expected the file_sd and http_sd configurations in prometheus/, found %v (%v)", files, err)
+	if err != nil || len(files) < 3 {
+		t.Fatalf("expected the file_sd, http_sd and agent shard configurations in prometheus/, found %v (%v)", files, err)
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			rendered := render(t, file, map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID})
+			rendered := render(t, file, map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID,
+				"SHARD": "1", "SHARDS": "3", "ECS_SD_ADDRESS": "ecs-sd.ecs-services:9001"}) // the last three: the agent shard's
 			if strings.Contains(rendered, "${") {
 				t.Fatalf("rendered %s still has a placeholder:\n%s", file, rendered)
 			}
@@ -184,6 +190,96 @@ func TestPrometheusRelabeling(t *testing.T) {
 		if got := nodes[0][k]; got != want {
 			t.Errorf("node_exporter target label %s = %q, want %q (labels %v)", k, got, want, nodes[0])
 		}
+	}
+}
+
+// TestAgentShardTemplate runs the discovery and relabelling of the agent shard configuration,
+// rendered for each shard of 3, against ecs-sd's http_sd handler serving a fixed list: each
+// agent gets the targets of its shard only (those Prometheus's hashmod of the address puts
+// there), node exporters in their own job, every target in exactly one agent, and ecs-sd's own
+// metrics in exactly one agent.
+func TestAgentShardTemplate(t *testing.T) {
+	t.Parallel()
+	promtool := requireTool(t, "promtool", "apt-get install prometheus")
+	const shards = 3
+	var groups []*targets.Group
+	for i := range 30 {
+		service := "webapp"
+		if i%5 == 0 {
+			service = "node-exporter"
+		}
+		groups = append(groups, &targets.Group{
+			Targets: []string{fmt.Sprintf("10.0.%d.%d:3000", i/10, i)},
+			Labels: model.LabelSet{"__meta_cloudmap_service_name": model.LabelValue(service), "service": model.LabelValue(service),
+				"__meta_cloudmap_health_status": "HEALTHY", "__meta_cloudmap_attribute_AVAILABILITY_ZONE": "us-east-1a"},
+		})
+	}
+	snap, err := targets.NewSnapshot(groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpsd.New(nil)
+	if err := h.Update(t.Context(), snap); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ecsSD := strings.TrimPrefix(srv.URL, "http://")
+
+	var mu sync.Mutex
+	seen := map[string]map[string]int{} // job -> instance -> shards that scrape it
+	t.Run("shards", func(t *testing.T) {
+		for shard := range shards {
+			t.Run(fmt.Sprint(shard), func(t *testing.T) {
+				t.Parallel()
+				rendered := render(t, "prometheus/prometheus-agent-shard.yml", map[string]string{"AWS_REGION": region, "WORKSPACE_ID": workspaceID,
+					"SHARD": fmt.Sprint(shard), "SHARDS": fmt.Sprint(shards), "ECS_SD_ADDRESS": ecsSD})
+				config := writeFile(t, t.TempDir(), "prometheus.yml", rendered)
+				for _, job := range []string{"ecs_services", "node_exporter", "ecs_sd"} {
+					// promtool collects for the whole timeout; the handler answers at once.
+					stdout := mustRun(t, nil, promtool, "check", "service-discovery", "--timeout=3s", config, job)
+					var found []sdTarget
+					if err := json.Unmarshal([]byte(stdout), &found); err != nil {
+						t.Fatalf("promtool check service-discovery %s output: %v\n%s", job, err, stdout)
+					}
+					for _, tg := range found {
+						if len(tg.Labels) == 0 {
+							continue // dropped
+						}
+						instance := tg.Labels["instance"]
+						if job != "ecs_sd" && targets.HashMod(instance, shards) != uint64(shard) {
+							t.Errorf("job %s: %s is in shard %d", job, instance, targets.HashMod(instance, shards))
+						}
+						if job != "ecs_sd" && (job == "node_exporter") != (tg.Labels["service"] == "node-exporter") {
+							t.Errorf("job %s: a target of service %q", job, tg.Labels["service"])
+						}
+						mu.Lock()
+						if seen[job] == nil {
+							seen[job] = map[string]int{}
+						}
+						seen[job][instance]++
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	})
+	all := map[string]int{}
+	for _, job := range []string{"ecs_services", "node_exporter"} {
+		for instance, n := range seen[job] {
+			all[instance] += n
+		}
+	}
+	if len(all) != len(groups) {
+		t.Errorf("the agents scrape %d targets, want the %d of the list", len(all), len(groups))
+	}
+	for instance, n := range all {
+		if n != 1 {
+			t.Errorf("%s is scraped by %d agents", instance, n)
+		}
+	}
+	if len(seen["ecs_sd"]) != 1 || seen["ecs_sd"][ecsSD] != 1 {
+		t.Errorf("ecs-sd's own metrics scraped as %v, want by one agent", seen["ecs_sd"])
 	}
 }
 

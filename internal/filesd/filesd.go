@@ -84,7 +84,11 @@ func (s *Sink) Update(_ context.Context, snap targets.Snapshot) error {
 		return err
 	case changed:
 		s.writes.WithLabelValues("written").Inc()
-		s.logger.Info("Wrote file_sd file", "file", s.path, "targets", len(snap.Groups))
+		if snap.Groups == nil { // held compressed only: the count is not at hand
+			s.logger.Info("Wrote file_sd file", "file", s.path)
+		} else {
+			s.logger.Info("Wrote file_sd file", "file", s.path, "targets", len(snap.Groups))
+		}
 	default:
 		s.writes.WithLabelValues("unchanged").Inc()
 	}

@@ -60,7 +60,8 @@ func benchSnapshot(b *testing.B, n int) targets.Snapshot {
 // read the bytes as sent, without undoing gzip. plain is an answer to a client that does not
 // accept gzip (Prometheus's own http_sd client): the list, uncompressed from the snapshot's gzip
 // as it is sent; gzip is an answer to a client that accepts gzip (the snapshot's bytes as they
-// are); not-modified a 304 to one that sends the entity tag it has.
+// are); not-modified a 304 to one that sends the entity tag it has. shard-of-10 are the same
+// answers for shard 3 of 10 (rendered once, before the clients ask).
 func BenchmarkServe5000(b *testing.B) {
 	h := New(nil)
 	if err := h.Update(context.Background(), benchSnapshot(b, 5000)); err != nil {
@@ -69,14 +70,22 @@ func BenchmarkServe5000(b *testing.B) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	cur := h.current.Load()
+	shard, err := cur.shard(3, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, bc := range []struct {
 		name   string
+		query  string
 		header http.Header
 		code   int
 	}{
-		{"plain", http.Header{}, http.StatusOK},
-		{"gzip", http.Header{"Accept-Encoding": {"gzip"}}, http.StatusOK},
-		{"not-modified", http.Header{"Accept-Encoding": {"gzip"}, "If-None-Match": {cur.gzipETag}}, http.StatusNotModified},
+		{"plain", "", http.Header{}, http.StatusOK},
+		{"gzip", "", http.Header{"Accept-Encoding": {"gzip"}}, http.StatusOK},
+		{"not-modified", "", http.Header{"Accept-Encoding": {"gzip"}, "If-None-Match": {cur.gzipETag}}, http.StatusNotModified},
+		{"shard-of-10/plain", "?shard=3&of=10", http.Header{}, http.StatusOK},
+		{"shard-of-10/gzip", "?shard=3&of=10", http.Header{"Accept-Encoding": {"gzip"}}, http.StatusOK},
+		{"shard-of-10/not-modified", "?shard=3&of=10", http.Header{"If-None-Match": {shard.plainETag}}, http.StatusNotModified},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			transport := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}
@@ -85,7 +94,7 @@ func BenchmarkServe5000(b *testing.B) {
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodGet, srv.URL, http.NoBody)
+					req, _ := http.NewRequest(http.MethodGet, srv.URL+bc.query, http.NoBody)
 					req.Header = bc.header.Clone()
 					resp, err := transport.RoundTrip(req)
 					if err != nil {
@@ -130,4 +139,31 @@ func BenchmarkPlainList5000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkShard5000 is the work of the first request for shards of a 5 000-target list, done
+// once per shard and change of the list: the shard's targets picked (an MD5 sum per target),
+// sorted, rendered into gzip and given entity tags. one is shard 3 of 10; all-of-10 every shard
+// of 10, as a fleet of 10 agents asks for them.
+func BenchmarkShard5000(b *testing.B) {
+	snap := benchSnapshot(b, 5000)
+	b.Run("one", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := serve(snap).shard(3, 10); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("all-of-10", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s := serve(snap)
+			for i := range uint64(10) {
+				if _, err := s.shard(i, 10); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -12,8 +12,6 @@
 package refresh
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -206,8 +204,8 @@ func (l *Loop) Prime(ctx context.Context) error {
 	l.kept = len(groups)
 	if l.kept > 0 {
 		l.opts.Logger.Info("Serving the earlier target list until every source has succeeded", "targets", l.kept)
-		compressed := snap.Gzip // not snap: its groups are let go
-		l.baseline, l.earlier = nil, func() ([]*targets.Group, error) { return readCompressed(compressed) }
+		snap.Groups = nil // let go, here and in the sinks (List reads them back)
+		l.baseline, l.earlier = nil, snap.List
 	}
 	return errors.Join(l.publish(ctx, snap)...)
 }
@@ -536,13 +534,4 @@ func (l *Loop) snapshot(groups []*targets.Group) (targets.Snapshot, error) {
 		l.snap = snap
 	}
 	return snap, err
-}
-
-// readCompressed parses a snapshot's compressed list (targets.Snapshot.Gzip).
-func readCompressed(data []byte) ([]*targets.Group, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("read compressed target list: %w", err)
-	}
-	return targets.Read(zr)
 }

@@ -56,10 +56,16 @@ func (s *recordingSink) Update(_ context.Context, snap targets.Snapshot) error {
 	return nil
 }
 
+// last returns the groups of the last snapshot, read back from its compressed list when it
+// holds none (the earlier list, primed).
 func (s *recordingSink) last() []*targets.Group {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updates[len(s.updates)-1].Groups
+	groups, err := s.updates[len(s.updates)-1].List()
+	if err != nil {
+		panic(err) // the loop's own compressed list
+	}
+	return groups
 }
 
 func (s *recordingSink) lastSnapshot() targets.Snapshot {
@@ -205,6 +211,7 @@ func TestBaselineUntilComplete(t *testing.T) {
 	ctx := context.Background()
 
 	require.NoError(t, l.Prime(ctx))
+	require.Nil(t, file.lastSnapshot().Groups, "the earlier list is held compressed only, by the sinks too")
 	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.1.1:80"}, addrs(file.last()))
 	require.Same(t, &file.lastSnapshot().Gzip[0], &web.lastSnapshot().Gzip[0], "every sink gets the same bytes")
 	require.False(t, l.Ready())

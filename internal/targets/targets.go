@@ -179,7 +179,10 @@ func Sort(groups []*Group) {
 // a client that does not (Prometheus's own), are written from them, uncompressed on the way
 // (WriteTo).
 type Snapshot struct {
-	Groups []*Group // sorted
+	// Groups is the list, sorted; nil when the snapshot's maker let the groups go and holds the
+	// list compressed only (the refresh loop's earlier list, until it is read back): List reads
+	// them back from Gzip.
+	Groups []*Group
 	// Gzip is Groups as the file_sd and http_sd list (see Marshal), compressed with gzip.
 	// Outputs share it and must not modify it.
 	Gzip []byte
