@@ -74,10 +74,10 @@ func taskEventDetail(t *testing.T, m *testenv.Moto, cluster, taskARN string) map
 }
 
 // queueAttributes returns every attribute of a queue.
-func queueAttributes(t *testing.T, m *testenv.Moto, url string) map[string]string {
+func queueAttributes(t *testing.T, m *testenv.Moto, queueURL string) map[string]string {
 	t.Helper()
 	var out struct{ Attributes map[string]string }
-	awsJSON(t, m, &out, "sqs", "get-queue-attributes", "--queue-url", url, "--attribute-names", "All")
+	awsJSON(t, m, &out, "sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "All")
 	return out.Attributes
 }
 
@@ -89,11 +89,11 @@ type sqsMessage struct {
 
 // receive receives what the queue holds, without waiting (the queue itself asks for 20 s waits)
 // and with the given visibility timeout.
-func receive(t *testing.T, m *testenv.Moto, url, visibility string) []sqsMessage {
+func receive(t *testing.T, m *testenv.Moto, queueURL, visibility string) []sqsMessage {
 	t.Helper()
 	var out struct{ Messages []sqsMessage }
 	stdout := mustRun(t, motoEnv(m, m.URL, nil), "aws", "--region", region, "--endpoint-url", m.URL, "--output", "json",
-		"sqs", "receive-message", "--queue-url", url, "--max-number-of-messages", "10", "--wait-time-seconds", "0",
+		"sqs", "receive-message", "--queue-url", queueURL, "--max-number-of-messages", "10", "--wait-time-seconds", "0",
 		"--visibility-timeout", visibility)
 	if strings.TrimSpace(stdout) == "" {
 		return nil

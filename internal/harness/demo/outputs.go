@@ -78,12 +78,12 @@ func (p *Pipeline) WaitEcsSD(ctx context.Context, addr string, present bool) (ti
 // gives up with an error when ctx ends or a process of the pipeline exits.
 func (p *Pipeline) WaitPrometheus(ctx context.Context, addr string) (time.Time, error) {
 	return p.waitFor(ctx, addr+" to be an active target of Prometheus", func(ctx context.Context) (bool, error) {
-		targets, err := p.ActiveTargets(ctx)
+		active, err := p.ActiveTargets(ctx)
 		if err != nil {
 			return false, err
 		}
-		return slices.ContainsFunc(targets, func(t promclient.Target) bool { return t.Labels["instance"] == addr }),
-			fmt.Errorf("%d active targets, not it", len(targets))
+		return slices.ContainsFunc(active, func(t promclient.Target) bool { return t.Labels["instance"] == addr }),
+			fmt.Errorf("%d active targets, not it", len(active))
 	})
 }
 
@@ -108,7 +108,10 @@ func (p *Pipeline) waitFor(ctx context.Context, what string, check func(context.
 		select {
 		case <-ticker.C:
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("wait for %s: %w (last: %v)", what, context.Cause(ctx), last)
+			if last == nil {
+				return time.Time{}, fmt.Errorf("wait for %s: %w", what, context.Cause(ctx))
+			}
+			return time.Time{}, fmt.Errorf("wait for %s: %w (last: %w)", what, context.Cause(ctx), last)
 		}
 	}
 }
