@@ -25,6 +25,8 @@ type Target struct {
 	Labels           map[string]string `json:"labels"`
 	ScrapePool       string            `json:"scrapePool"`
 	ScrapeURL        string            `json:"scrapeUrl"`
+	ScrapeInterval   string            `json:"scrapeInterval"`
+	ScrapeTimeout    string            `json:"scrapeTimeout"`
 	Health           string            `json:"health"`
 	LastError        string            `json:"lastError"`
 }
