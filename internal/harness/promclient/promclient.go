@@ -106,6 +106,32 @@ func (v *sampleValue) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Rule is one rule of /api/v1/rules: its name (the alert's, or the recorded series'), whether its
+// last evaluation worked, and an alert's state (inactive, pending, firing).
+type Rule struct {
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	LastError string `json:"lastError"`
+	State     string `json:"state"`
+}
+
+// Rules returns the rules of every rule group (/api/v1/rules).
+func (c *Client) Rules(ctx context.Context) ([]Rule, error) {
+	var data struct {
+		Groups []struct {
+			Rules []Rule `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := c.api(ctx, "/api/v1/rules", nil, &data); err != nil {
+		return nil, err
+	}
+	var out []Rule
+	for _, g := range data.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out, nil
+}
+
 // Config returns the configuration Prometheus runs with, as YAML (/api/v1/status/config).
 func (c *Client) Config(ctx context.Context) (string, error) {
 	var data struct {
