@@ -17,14 +17,6 @@ const (
 	alertsTestPath = "prometheus/ecs-sd-alerts_test.yml"
 )
 
-type alertRule struct {
-	Alert       string            `yaml:"alert"`
-	Expr        string            `yaml:"expr"`
-	For         string            `yaml:"for"`
-	Labels      map[string]string `yaml:"labels"`
-	Annotations map[string]string `yaml:"annotations"`
-}
-
 func loadYAML(t *testing.T, path string, v any) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -36,22 +28,16 @@ func loadYAML(t *testing.T, path string, v any) {
 	}
 }
 
-func loadAlerts(t *testing.T) []alertRule {
+func loadAlerts(t *testing.T) []grafana.AlertRule {
 	t.Helper()
-	var f struct {
-		Groups []struct {
-			Rules []alertRule `yaml:"rules"`
-		} `yaml:"groups"`
+	rules, err := grafana.AlertRules(alertsPath)
+	if err != nil {
+		t.Fatal(err)
 	}
-	loadYAML(t, alertsPath, &f)
-	var out []alertRule
-	for _, g := range f.Groups {
-		out = append(out, g.Rules...)
+	if len(rules) == 0 {
+		t.Fatalf("%s has no alerts", alertsPath)
 	}
-	if len(out) == 0 {
-		t.Fatalf("%s has no rules", alertsPath)
-	}
-	return out
+	return rules
 }
 
 // TestAlertsReadMetricsEcsSdExports: every alert reads only series ecs-sd exports (found in its

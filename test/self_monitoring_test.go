@@ -4,7 +4,6 @@ package test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"github.com/ecs-sd/ecs-sd/internal/harness/grafana"
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
@@ -100,22 +98,11 @@ scrape_configs:
 // alertExprs returns the expression of every alert of a rule file, by alert name.
 func alertExprs(t *testing.T, path string) map[string]string {
 	t.Helper()
-	var f struct {
-		Groups []struct {
-			Rules []struct {
-				Alert string `yaml:"alert"`
-				Expr  string `yaml:"expr"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	data, err := os.ReadFile(path)
+	rules, err := grafana.AlertRules(path)
 	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(data, &f))
 	out := map[string]string{}
-	for _, g := range f.Groups {
-		for _, r := range g.Rules {
-			out[r.Alert] = r.Expr
-		}
+	for _, r := range rules {
+		out[r.Alert] = r.Expr
 	}
 	return out
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Metric definitions in ecs-sd's code: the Name of a client_golang metric, a histogram's opening
@@ -100,4 +102,39 @@ func MetricNames(expr string) []string {
 		}
 	}
 	return out
+}
+
+// AlertRule is one alerting rule of a Prometheus rule file.
+type AlertRule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// AlertRules reads the alerting rules of every group of the Prometheus rule file at path (such as
+// deploy/prometheus/ecs-sd-alerts.yml), in order.
+func AlertRules(path string) ([]AlertRule, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []AlertRule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("parse rules %s: %w", path, err)
+	}
+	var out []AlertRule
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
 }

@@ -36,3 +36,16 @@ func TestExportedMetrics(t *testing.T) {
 		require.False(t, names[n], "%s is no series of ecs-sd", n)
 	}
 }
+
+func TestAlertRules(t *testing.T) {
+	t.Parallel()
+	rules, err := AlertRules(filepath.Join("..", "..", "..", "deploy", "prometheus", "ecs-sd-alerts.yml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, rules)
+	require.Equal(t, "EcsSdDown", rules[0].Alert)
+	require.Equal(t, `up{job="ecs_sd"} == 0`, rules[0].Expr)
+	require.Equal(t, "critical", rules[0].Labels["severity"])
+	require.NotEmpty(t, rules[0].Annotations["runbook"])
+	_, err = AlertRules("missing.yml")
+	require.ErrorContains(t, err, "read rules")
+}
