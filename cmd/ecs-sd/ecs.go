@@ -26,6 +26,10 @@ func registerECSFlags(f *flags, app *kingpin.Application, def ecs.Config) {
 		def.DockerLabels.SchemeLabel, func(c *config.Config, v string) { c.ECS.DockerLabels.SchemeLabel = v })
 	stringFlag(f, app, "ecs.job-label", "Docker label holding the job label of a container's target.",
 		def.DockerLabels.JobLabel, func(c *config.Config, v string) { c.ECS.DockerLabels.JobLabel = v })
+	stringFlag(f, app, "ecs.scrape-interval-label", "Docker label holding a container's scrape interval (a Prometheus duration); empty: none.",
+		def.DockerLabels.ScrapeIntervalLabel, func(c *config.Config, v string) { c.ECS.DockerLabels.ScrapeIntervalLabel = v })
+	stringFlag(f, app, "ecs.scrape-timeout-label", "Docker label holding a container's scrape timeout (a Prometheus duration); empty: none.",
+		def.DockerLabels.ScrapeTimeoutLabel, func(c *config.Config, v string) { c.ECS.DockerLabels.ScrapeTimeoutLabel = v })
 	boolFlag(f, app, "ecs.port-names", "Make targets of the port mappings whose name matches --ecs.port-name-pattern.",
 		def.PortNames.Enabled, func(c *config.Config, v bool) { c.ECS.PortNames.Enabled = v })
 	stringFlag(f, app, "ecs.port-name-pattern", "Regular expression matching the whole name of the port mappings that are metrics endpoints.",

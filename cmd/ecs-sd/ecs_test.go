@@ -33,13 +33,14 @@ ecs:
   api: {requests_per_second: 2.5}
 `), 0o600))
 	cfg, err = parse(t, []string{"--config.file", file, "--ecs.cluster", "prod", "--ecs.cluster", "arn:aws:ecs:us-east-1:123456789012:cluster/stage",
-		"--ecs.path-label", "METRICS_PATH", "--ecs.api.burst", "7", "--ecs.metadata-refresh-interval", "1m"}, nil)
+		"--ecs.path-label", "METRICS_PATH", "--ecs.api.burst", "7", "--ecs.metadata-refresh-interval", "1m", "--ecs.scrape-timeout-label", "TIMEOUT"}, nil)
 	require.NoError(t, err, "ECS alone is a valid configuration")
 	e := cfg.ECS
 	require.Equal(t, []string{"prod", "arn:aws:ecs:us-east-1:123456789012:cluster/stage"}, e.Clusters)
 	require.False(t, e.AllClusters)
 	require.Equal(t, ecs.DockerLabels{Enabled: true, PortLabel: "ECS_PROMETHEUS_EXPORTER_PORT", PathLabel: "METRICS_PATH",
-		SchemeLabel: "PROMETHEUS_EXPORTER_SCHEME", JobLabel: "PROMETHEUS_EXPORTER_JOB_NAME"}, e.DockerLabels)
+		SchemeLabel: "PROMETHEUS_EXPORTER_SCHEME", JobLabel: "PROMETHEUS_EXPORTER_JOB_NAME",
+		ScrapeIntervalLabel: "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL", ScrapeTimeoutLabel: "TIMEOUT"}, e.DockerLabels)
 	require.Equal(t, ecs.PortNames{Enabled: false, Pattern: "metrics(-.+)?", Path: "/metrics"}, e.PortNames)
 	require.Equal(t, []ecs.Matcher{{Service: "web-.*", Ports: []int{9090, 9091}, Path: "/prom", Job: "web"}}, e.Matchers)
 	require.Equal(t, model.Duration(0), e.TaskRefreshInterval)

@@ -62,13 +62,58 @@ var promDatasource = datasourceRef{Type: "prometheus", UID: "${datasource}"}
 // allVars selects every cluster and service, as the dashboard's "All" does.
 var allVars = map[string]string{"cluster": ".*", "service": ".*"}
 
-func loadDashboard(t *testing.T) dashboardModel {
+// checkDashboard loads a dashboard of the kit and checks what they all share: an id, a title, a
+// schema version Grafana 9 to 11 read, the datasource variable, distinct panel ids, and panels
+// (rows aside) with a title, a place on the 24-column grid and queries, each with its own refId,
+// all on ${datasource}, using only the variables of vars. It returns the dashboard, its variables
+// by name and its panels (rows aside).
+func checkDashboard(t *testing.T, file string, vars map[string]string) (dashboardModel, map[string]variableModel, []panelModel) {
 	t.Helper()
-	data, err := os.ReadFile(dashboardFile)
+	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	var d dashboardModel
 	require.NoError(t, json.Unmarshal(data, &d))
-	return d
+	require.NotEmpty(t, d.UID)
+	require.NotEmpty(t, d.Title)
+	require.GreaterOrEqual(t, d.SchemaVersion, 36)
+	require.LessOrEqual(t, d.SchemaVersion, 41)
+
+	byName := map[string]variableModel{}
+	for _, v := range d.Templating.List {
+		byName[v.Name] = v
+	}
+	ds, ok := byName["datasource"]
+	require.True(t, ok, "no datasource variable")
+	require.Equal(t, "datasource", ds.Type)
+	require.Equal(t, "prometheus", queryString(t, ds.Query))
+
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		require.False(t, ids[p.ID], "duplicate panel id %d", p.ID)
+		ids[p.ID] = true
+	}
+	panels := leafPanels(d.Panels)
+	for _, p := range panels {
+		require.NotEmpty(t, p.Title)
+		require.NotNil(t, p.Datasource, p.Title)
+		require.Equal(t, promDatasource, *p.Datasource, p.Title)
+		require.Positive(t, p.GridPos.W, p.Title)
+		require.Positive(t, p.GridPos.H, p.Title)
+		require.LessOrEqual(t, p.GridPos.X+p.GridPos.W, 24, p.Title)
+		require.NotEmpty(t, p.Targets, p.Title)
+		refIDs := map[string]bool{}
+		for _, tg := range p.Targets {
+			require.NotEmpty(t, strings.TrimSpace(tg.Expr), "panel %q query %s", p.Title, tg.RefID)
+			require.NotNil(t, tg.Datasource, "panel %q query %s", p.Title, tg.RefID)
+			require.Equal(t, promDatasource, *tg.Datasource, "panel %q query %s", p.Title, tg.RefID)
+			require.False(t, refIDs[tg.RefID], "panel %q: duplicate refId %s", p.Title, tg.RefID)
+			refIDs[tg.RefID] = true
+			// Every variable used is defined by the dashboard.
+			_, err := grafana.Substitute(tg.Expr, vars)
+			require.NoError(t, err, "panel %q query %s", p.Title, tg.RefID)
+		}
+	}
+	return d, byName, panels
 }
 
 // leafPanels returns the panels that are not rows, including those inside collapsed rows.
@@ -100,20 +145,7 @@ func queryString(t *testing.T, raw json.RawMessage) string {
 
 func TestDashboardModel(t *testing.T) {
 	t.Parallel()
-	d := loadDashboard(t)
-	require.NotEmpty(t, d.UID)
-	require.NotEmpty(t, d.Title)
-	require.GreaterOrEqual(t, d.SchemaVersion, 36)
-	require.LessOrEqual(t, d.SchemaVersion, 41)
-
-	vars := map[string]variableModel{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v
-	}
-	ds, ok := vars["datasource"]
-	require.True(t, ok, "no datasource variable")
-	require.Equal(t, "datasource", ds.Type)
-	require.Equal(t, "prometheus", queryString(t, ds.Query))
+	_, vars, panels := checkDashboard(t, dashboardFile, allVars)
 	for _, name := range []string{"cluster", "service"} {
 		v, ok := vars[name]
 		require.True(t, ok, "no %s variable", name)
@@ -125,35 +157,10 @@ func TestDashboardModel(t *testing.T) {
 		require.True(t, v.IncludeAll && v.Multi, name)
 		require.Equal(t, ".*", v.AllValue, name)
 	}
-
-	ids := map[int]bool{}
-	for _, p := range d.Panels {
-		require.False(t, ids[p.ID], "duplicate panel id %d", p.ID)
-		ids[p.ID] = true
-	}
-	panels := leafPanels(d.Panels)
 	require.Len(t, panels, 5)
 	for _, p := range panels {
 		require.Equal(t, "timeseries", p.Type, p.Title)
-		require.NotEmpty(t, p.Title)
 		require.Contains(t, p.Description, "seed query", "panel %q must name the seed query it implements", p.Title)
-		require.NotNil(t, p.Datasource, p.Title)
-		require.Equal(t, promDatasource, *p.Datasource, p.Title)
-		require.Positive(t, p.GridPos.W, p.Title)
-		require.Positive(t, p.GridPos.H, p.Title)
-		require.LessOrEqual(t, p.GridPos.X+p.GridPos.W, 24, p.Title)
-		require.NotEmpty(t, p.Targets, p.Title)
-		refIDs := map[string]bool{}
-		for _, tg := range p.Targets {
-			require.NotEmpty(t, strings.TrimSpace(tg.Expr), "panel %q query %s", p.Title, tg.RefID)
-			require.NotNil(t, tg.Datasource, "panel %q query %s", p.Title, tg.RefID)
-			require.Equal(t, promDatasource, *tg.Datasource, "panel %q query %s", p.Title, tg.RefID)
-			require.False(t, refIDs[tg.RefID], "panel %q: duplicate refId %s", p.Title, tg.RefID)
-			refIDs[tg.RefID] = true
-			// Every variable used is defined by the dashboard.
-			_, err := grafana.Substitute(tg.Expr, allVars)
-			require.NoError(t, err, "panel %q query %s", p.Title, tg.RefID)
-		}
 	}
 }
 

@@ -68,6 +68,13 @@ func TestBuildTargets(t *testing.T) {
 		{name: "bad ip", attrs: withAttr("AWS_INSTANCE_IPV4", "10.0.0"), skips: []string{reasonBadIP}},
 		{name: "unhealthy left out", attrs: ecsAttrs("10.0.0.1"), health: "UNHEALTHY", skips: []string{reasonUnhealthy}},
 		{name: "unhealthy kept on request", attrs: ecsAttrs("10.0.0.1"), health: "UNHEALTHY", unhealthy: true, want: []string{"10.0.0.1:80/metrics"}},
+		{name: "scrape settings", tags: map[string]string{"METRICS_SCHEME": "https", "METRICS_SCRAPE_INTERVAL": "1m", "METRICS_SCRAPE_TIMEOUT": "50s"}, attrs: ecsAttrs("10.0.0.1"), want: []string{"10.0.0.1:80/metrics"}},
+		{name: "bad scheme", tags: map[string]string{"METRICS_SCHEME": "ftp"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{targets.ReasonBadScheme}},
+		{name: "bad scrape interval", tags: map[string]string{"METRICS_SCRAPE_INTERVAL": "often"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{targets.ReasonBadScrapeInterval}},
+		{name: "bad scrape timeout", tags: map[string]string{"METRICS_SCRAPE_TIMEOUT": "abc"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{targets.ReasonBadScrapeTimeout}},
+		{name: "scrape timeout longer than interval", tags: map[string]string{"METRICS_SCRAPE_INTERVAL": "10s", "METRICS_SCRAPE_TIMEOUT": "20s"}, attrs: ecsAttrs("10.0.0.1"), skips: []string{targets.ReasonBadScrapeTimeout}},
+		{name: "bad scrape setting keeps the ecs target", tags: map[string]string{"METRICS_SCRAPE_INTERVAL": "0s", "ECS_METRICS_PORT": "51678"}, attrs: ecsAttrs("10.0.0.1"),
+			want: []string{"10.0.0.1:51678/metrics"}, skips: []string{targets.ReasonBadScrapeInterval}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,12 +322,57 @@ func TestRemovedServiceAndNamespace(t *testing.T) {
 	require.Len(t, groups, 1)
 }
 
+// TestScrapeSettingsLabels: the METRICS_SCHEME, METRICS_SCRAPE_INTERVAL and METRICS_SCRAPE_TIMEOUT
+// tags give the application target's __scheme__, __scrape_interval__ and __scrape_timeout__ (in
+// canonical form), not the ECS-agent target's; an unusable one skips the application target with
+// a detail naming the tag and its value.
+func TestScrapeSettingsLabels(t *testing.T) {
+	t.Parallel()
+	ns := namespace{ID: "ns-1", Name: "ecs-services", Type: "HTTP"}
+	svc := service{ID: "srv-1", Name: "webapp-svc", Tags: map[string]string{
+		"METRICS_PORT": "3000", "METRICS_SCHEME": " HTTPS", "METRICS_SCRAPE_INTERVAL": "90s", "METRICS_SCRAPE_TIMEOUT": "1m", "ECS_METRICS_PORT": "51678",
+	}}
+	groups, skips, _ := newBuilder(ns, svc, false).build(instance{ID: "task-1", Attributes: ecsAttrs("10.0.0.1")})
+	require.Empty(t, skips)
+	require.Len(t, groups, 2)
+	app, agent := groups[0].Labels, groups[1].Labels
+	require.Equal(t, model.LabelValue("https"), app[targets.LabelScheme])
+	require.Equal(t, model.LabelValue("1m30s"), app[targets.LabelScrapeInterval])
+	require.Equal(t, model.LabelValue("1m"), app[targets.LabelScrapeTimeout])
+	for _, name := range []model.LabelName{targets.LabelScheme, targets.LabelScrapeInterval, targets.LabelScrapeTimeout} {
+		require.NotContains(t, agent, name)
+	}
+	for _, g := range groups {
+		require.NoError(t, g.Check())
+	}
+
+	for tags, detail := range map[[2]string]string{
+		{"METRICS_SCRAPE_TIMEOUT", "abc"}:  `service tag METRICS_SCRAPE_TIMEOUT="abc" is not a duration (such as 15s or 1m30s)`,
+		{"METRICS_SCRAPE_INTERVAL", "1h1"}: `service tag METRICS_SCRAPE_INTERVAL="1h1" is not a duration (such as 15s or 1m30s)`,
+		{"METRICS_SCHEME", "tcp"}:          `service tag METRICS_SCHEME="tcp" is neither http nor https`,
+	} {
+		svc := service{ID: "srv-1", Name: "webapp-svc", Tags: map[string]string{tags[0]: tags[1]}}
+		groups, skips, _ := newBuilder(ns, svc, false).build(instance{ID: "task-1", Attributes: ecsAttrs("10.0.0.1")})
+		require.Empty(t, groups)
+		require.Len(t, skips, 1)
+		require.Equal(t, "task-1/application", skips[0].Item)
+		require.Equal(t, detail, skips[0].Detail)
+	}
+	svc.Tags = map[string]string{"METRICS_SCRAPE_INTERVAL": "15s", "METRICS_SCRAPE_TIMEOUT": "30s"}
+	_, skips, _ = newBuilder(ns, svc, false).build(instance{ID: "task-1", Attributes: ecsAttrs("10.0.0.1")})
+	require.Len(t, skips, 1)
+	require.Equal(t, `service tag METRICS_SCRAPE_TIMEOUT="30s" is longer than service tag METRICS_SCRAPE_INTERVAL="15s"`, skips[0].Detail)
+}
+
 func TestBadDataSkipsOnlyItsTargets(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, "one")
 	e.seed("ns-1", "one", 2, 2)
 	e.api.addService("ns-1", "bad-port", "bad-port-svc", map[string]string{"METRICS_PORT": "abc"})
 	e.api.addInstance("bad-port", "t1", ecsAttrs("10.1.1.1"), types.HealthStatusHealthy)
+	e.api.addService("ns-1", "bad-timeout", "bad-timeout-svc", map[string]string{"METRICS_SCRAPE_TIMEOUT": "abc"})
+	e.api.addInstance("bad-timeout", "t2", ecsAttrs("10.1.1.3"), types.HealthStatusHealthy)
+	e.api.addInstance("bad-timeout", "t3", ecsAttrs("10.1.1.4"), types.HealthStatusHealthy)
 	e.api.addInstance("ns-1-srv-000", "no-ip", map[string]string{"ECS_CLUSTER_NAME": "c"}, types.HealthStatusHealthy)
 	e.api.addInstance("ns-1-srv-000", "sick", ecsAttrs("10.1.1.2"), types.HealthStatusUnhealthy)
 	groups, err := e.src.Discover(context.Background())
@@ -330,6 +382,8 @@ func TestBadDataSkipsOnlyItsTargets(t *testing.T) {
 		now, newly := e.src.skips.Counts(reason)
 		require.Equal(t, [2]int{1, 1}, [2]int{now, newly}, reason)
 	}
+	now, newly := e.src.skips.Counts(targets.ReasonBadScrapeTimeout)
+	require.Equal(t, [2]int{2, 2}, [2]int{now, newly}, "both instances of the badly tagged service")
 }
 
 // jsonLogs is a logger writing JSON lines, and a reader of the lines with a given message.

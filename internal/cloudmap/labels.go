@@ -42,6 +42,9 @@ const (
 	tagMetricsPort           = "METRICS_PORT"
 	tagECSMetricsPath        = "ECS_METRICS_PATH"
 	tagECSMetricsPort        = "ECS_METRICS_PORT"
+	tagMetricsScheme         = "METRICS_SCHEME"
+	tagMetricsInterval       = "METRICS_SCRAPE_INTERVAL"
+	tagMetricsTimeout        = "METRICS_SCRAPE_TIMEOUT"
 	defaultPort              = 80
 	reasonUnhealthy          = "unhealthy"
 	reasonNoIP               = "no_ip"
@@ -98,6 +101,10 @@ type builder struct {
 	lb               targets.LabelBuilder
 	base             model.LabelSet      // the namespace's and the service's labels
 	collisions       []targets.Collision // distinct
+	// The application endpoint's scheme, scrape interval and timeout (METRICS_SCHEME,
+	// METRICS_SCRAPE_INTERVAL, METRICS_SCRAPE_TIMEOUT), or why they are unusable.
+	scrape    targets.ScrapeSettings
+	scrapeErr *targets.ScrapeError
 }
 
 func newBuilder(ns namespace, svc service, includeUnhealthy bool) *builder {
@@ -112,7 +119,14 @@ func newBuilder(ns namespace, svc service, includeUnhealthy bool) *builder {
 	}
 	b.lb.Set(b.base, LabelNamespaceHostedZone, ns.HostedZoneID)
 	b.collided(b.lb.SetMap(b.base, ServiceTagLabelPrefix, svc.Tags))
+	b.scrape, b.scrapeErr = targets.ParseScrapeSettings(tagSetting(svc, tagMetricsScheme), tagSetting(svc, tagMetricsInterval), tagSetting(svc, tagMetricsTimeout))
 	return b
+}
+
+// tagSetting returns a service tag as a scrape setting.
+func tagSetting(svc service, tag string) targets.Setting {
+	v, ok := svc.Tags[tag]
+	return targets.Setting{Name: "service tag " + tag, Value: v, Set: ok}
 }
 
 // collided records collisions not recorded yet (every instance of a service usually has the same
@@ -126,8 +140,10 @@ func (b *builder) collided(cs []targets.Collision) {
 }
 
 // build maps one instance to its target groups: the application endpoint and, when the service
-// is tagged ECS_METRICS_PORT, the ECS-agent endpoint (the seed's infrastructure target). A skip's
-// item is the instance id, followed by the endpoint for a skip of one endpoint.
+// is tagged ECS_METRICS_PORT, the ECS-agent endpoint (the seed's infrastructure target). The
+// METRICS_* tags are the application endpoint's: its port, path, scheme, scrape interval and
+// timeout; an unusable one skips that endpoint. A skip's item is the instance id, followed by the
+// endpoint for a skip of one endpoint.
 func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaults) {
 	var def defaults
 	if inst.Health == healthUnhealthy && !b.includeUnhealthy {
@@ -144,11 +160,13 @@ func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaul
 		skips  []refresh.Skip
 		labels model.LabelSet // the instance's: the first endpoint takes them, the second a copy
 	)
-	add := func(port int, portErr error, pathTag, path, endpoint string) {
+	add := func(port int, portErr error, pathTag, path, endpoint string, scrape targets.ScrapeSettings, scrapeErr *targets.ScrapeError) {
 		item := inst.ID + "/" + endpoint
 		switch {
 		case portErr != nil:
 			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPort, Detail: portErr.Error()})
+		case scrapeErr != nil:
+			skips = append(skips, refresh.Skip{Item: item, Reason: scrapeErr.Reason, Detail: scrapeErr.Error()})
 		case !strings.HasPrefix(path, "/"):
 			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPath, Detail: fmt.Sprintf("tag %s=%q does not start with /", pathTag, path)})
 		default:
@@ -159,6 +177,7 @@ func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaul
 			}
 			labels[targets.LabelMetricsPath] = b.lb.Value(path)
 			labels[LabelMetricsEndpoint] = model.LabelValue(endpoint)
+			b.lb.SetScrape(labels, scrape)
 			groups = append(groups, &targets.Group{Targets: []string{targets.JoinHostPort(ip, port)}, Labels: labels})
 		}
 	}
@@ -172,7 +191,7 @@ func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaul
 		path = targets.DefaultMetricsPath
 		def.Path = true
 	}
-	add(port, err, tagMetricsPath, path, endpointApplication)
+	add(port, err, tagMetricsPath, path, endpointApplication, b.scrape, b.scrapeErr)
 
 	if v, ok := svc.Tags[tagECSMetricsPort]; ok {
 		ecsPath, ok := svc.Tags[tagECSMetricsPath]
@@ -180,15 +199,15 @@ func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaul
 			ecsPath = targets.DefaultMetricsPath
 		}
 		ecsPort, err := parsePort("service tag "+tagECSMetricsPort, v)
-		add(ecsPort, err, tagECSMetricsPath, ecsPath, endpointECS)
+		add(ecsPort, err, tagECSMetricsPath, ecsPath, endpointECS, targets.ScrapeSettings{}, nil)
 	}
 	return groups, skips, def
 }
 
-// instanceLabels returns the labels of an instance's targets but the path and the endpoint,
-// in a set with room for those two.
+// instanceLabels returns the labels of an instance's targets but the path, the endpoint and the
+// scrape settings, in a set with room for those.
 func (b *builder) instanceLabels(inst instance) model.LabelSet {
-	labels := make(model.LabelSet, len(b.base)+len(ecsAttributes)+len(inst.Attributes)+4)
+	labels := make(model.LabelSet, len(b.base)+len(ecsAttributes)+len(inst.Attributes)+7)
 	maps.Copy(labels, b.base)
 	labels[LabelInstanceID] = model.LabelValue(inst.ID)
 	b.lb.Set(labels, LabelHealthStatus, inst.Health)

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
+	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
 // metrics are the Cloud Map source's metrics: its tracker of skipped instances (which holds its
@@ -19,7 +20,8 @@ type metrics struct {
 
 func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) *metrics {
 	m := &metrics{
-		skips: shared.Skips(Name, logger, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath),
+		skips: shared.Skips(Name, logger, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath,
+			targets.ReasonBadScheme, targets.ReasonBadScrapeInterval, targets.ReasonBadScrapeTimeout),
 		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_cloudmap_targets",
 			Help: "Targets discovered in a Cloud Map namespace.",

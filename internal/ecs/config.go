@@ -36,13 +36,16 @@ type Config struct {
 }
 
 // DockerLabels makes a target of every container whose definition carries the PortLabel docker
-// label (a container port); the other labels, when set, give its metrics path, scheme and job.
+// label (a container port); the other labels, when set, give its metrics path, scheme, job, scrape
+// interval and scrape timeout. An empty label name turns that label off.
 type DockerLabels struct {
-	Enabled     bool   `yaml:"enabled"`
-	PortLabel   string `yaml:"port_label"`
-	PathLabel   string `yaml:"path_label"`
-	SchemeLabel string `yaml:"scheme_label"`
-	JobLabel    string `yaml:"job_label"`
+	Enabled             bool   `yaml:"enabled"`
+	PortLabel           string `yaml:"port_label"`
+	PathLabel           string `yaml:"path_label"`
+	SchemeLabel         string `yaml:"scheme_label"`
+	JobLabel            string `yaml:"job_label"`
+	ScrapeIntervalLabel string `yaml:"scrape_interval_label"`
+	ScrapeTimeoutLabel  string `yaml:"scrape_timeout_label"`
 }
 
 // PortNames makes a target of every port mapping whose name matches Pattern (a regular
@@ -86,6 +89,9 @@ func DefaultConfig() Config {
 			PathLabel:   "PROMETHEUS_EXPORTER_PATH",
 			SchemeLabel: "PROMETHEUS_EXPORTER_SCHEME",
 			JobLabel:    "PROMETHEUS_EXPORTER_JOB_NAME",
+			// Not prometheus-ecs-discovery's: ecs-sd's, named alike.
+			ScrapeIntervalLabel: "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL",
+			ScrapeTimeoutLabel:  "PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT",
 		},
 		PortNames:               PortNames{Enabled: true, Pattern: "metrics(-.+)?", Path: "/metrics"},
 		TaskRefreshInterval:     model.Duration(10 * time.Minute),

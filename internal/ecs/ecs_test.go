@@ -206,6 +206,13 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 				containerDef("b", withLabels("PROMETHEUS_EXPORTER_PORT", "2", "PROMETHEUS_EXPORTER_SCHEME", "ftp")),
 			},
 			want: []string{}, skips: []string{reasonBadPath, reasonBadScheme}},
+		{name: "bad scrape interval and timeout labels", mode: awstypes.NetworkModeAwsvpc,
+			defs: []awstypes.ContainerDefinition{
+				containerDef("a", withLabels("PROMETHEUS_EXPORTER_PORT", "1", "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL", "fast")),
+				containerDef("b", withLabels("PROMETHEUS_EXPORTER_PORT", "2", "PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT", "1m", "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL", "30s")),
+				containerDef("c", withLabels("PROMETHEUS_EXPORTER_PORT", "3", "PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT", "5s", "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL", "30s")),
+			},
+			want: []string{"10.1.0.2:3/metrics"}, skips: []string{targets.ReasonBadScrapeInterval, targets.ReasonBadScrapeTimeout}},
 		{name: "bridge port not bound", mode: awstypes.NetworkModeBridge,
 			defs: []awstypes.ContainerDefinition{containerDef("app", exporterLabels("9999"), portMap(8080, 0, ""))},
 			run:  run{instance: "ec2"}, want: []string{}, skips: []string{reasonPortNotMapped}},
@@ -289,6 +296,42 @@ func TestLabels(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 	require.NoError(t, g.Labels.Validate())
+}
+
+// TestScrapeSettingsLabels: the scheme, scrape interval and scrape timeout docker labels (their
+// names configurable) give __scheme__, __scrape_interval__ and __scrape_timeout__; an unusable
+// one skips that container's docker-label target, with a detail naming the label and its value.
+func TestScrapeSettingsLabels(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, func(c *Config) {
+		c.DockerLabels.ScrapeIntervalLabel = "every"
+		c.DockerLabels.ScrapeTimeoutLabel = "" // turned off
+	})
+	e.aws.addCluster("prod", nil)
+	def := e.aws.addTaskDef("fam", awstypes.NetworkModeAwsvpc,
+		containerDef("app", map[string]string{"PROMETHEUS_EXPORTER_PORT": "9100", "PROMETHEUS_EXPORTER_SCHEME": "https", "every": "120s",
+			"PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT": "not read", "PROMETHEUS_EXPORTER_SCRAPE_INTERVAL": "not read"}),
+		containerDef("bad", map[string]string{"PROMETHEUS_EXPORTER_PORT": "9200", "every": "1x"}, portMap(9201, 0, "metrics")))
+	e.aws.runTask(run{cluster: "prod", taskDef: def, launchType: awstypes.LaunchTypeFargate})
+
+	groups := e.discover(t)
+	require.Equal(t, []string{"10.1.0.2:9201/metrics", "https://10.1.0.2:9100/metrics"}, endpoints(groups))
+	for _, g := range groups {
+		require.NoError(t, g.Check())
+		if g.Labels[LabelContainerName] == "app" {
+			require.Equal(t, model.LabelValue("2m"), g.Labels[targets.LabelScrapeInterval])
+			require.NotContains(t, g.Labels, model.LabelName(targets.LabelScrapeTimeout))
+		} else {
+			require.NotContains(t, g.Labels, model.LabelName(targets.LabelScrapeInterval), "the port-name rule's target has no scrape settings")
+		}
+	}
+	require.Equal(t, 1.0, e.skipped(targets.ReasonBadScrapeInterval))
+
+	rules := *testConfig(t, []string{"prod"}, nil).rules
+	_, skips := rules.endpoints(containerDef("x", map[string]string{"PROMETHEUS_EXPORTER_PORT": "1", "PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT": "abc"}), "", "fam")
+	require.Equal(t, []skip{{reason: targets.ReasonBadScrapeTimeout, detail: `docker label PROMETHEUS_EXPORTER_SCRAPE_TIMEOUT="abc" is not a duration (such as 15s or 1m30s)`}}, skips)
+	_, skips = rules.endpoints(containerDef("x", map[string]string{"PROMETHEUS_EXPORTER_PORT": "1", "PROMETHEUS_EXPORTER_SCHEME": "tcp"}), "", "fam")
+	require.Equal(t, []skip{{reason: reasonBadScheme, detail: `docker label PROMETHEUS_EXPORTER_SCHEME="tcp" is neither http nor https`}}, skips)
 }
 
 // TestLabelNameCollisions: docker labels and tags whose keys differ only in characters that

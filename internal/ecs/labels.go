@@ -63,17 +63,18 @@ const (
 
 // Reasons why a task or container endpoint gave no target.
 const (
-	reasonNotRunning      = "not_running"       // the task is not RUNNING yet (retried)
-	reasonNoIP            = "no_ip"             // no address yet (awsvpc: retried) or no EC2 address
-	reasonNoBinding       = "no_binding"        // a bridge container has no network bindings yet (retried)
-	reasonPortNotMapped   = "port_not_mapped"   // a bridge container has no binding for the port
-	reasonBadPort         = "bad_port"          // the port docker label is not a port number
-	reasonBadPath         = "bad_path"          // the path docker label does not start with /
-	reasonBadScheme       = "bad_scheme"        // the scheme docker label is neither http nor https
-	reasonNetworkModeNone = "network_mode_none" // the task has no network
+	reasonNotRunning      = "not_running"           // the task is not RUNNING yet (retried)
+	reasonNoIP            = "no_ip"                 // no address yet (awsvpc: retried) or no EC2 address
+	reasonNoBinding       = "no_binding"            // a bridge container has no network bindings yet (retried)
+	reasonPortNotMapped   = "port_not_mapped"       // a bridge container has no binding for the port
+	reasonBadPort         = "bad_port"              // the port docker label is not a port number
+	reasonBadPath         = "bad_path"              // the path docker label does not start with /
+	reasonBadScheme       = targets.ReasonBadScheme // the scheme docker label is neither http nor https
+	reasonNetworkModeNone = "network_mode_none"     // the task has no network
 )
 
-var skipReasons = []string{reasonNotRunning, reasonNoIP, reasonNoBinding, reasonPortNotMapped, reasonBadPort, reasonBadPath, reasonBadScheme, reasonNetworkModeNone}
+var skipReasons = []string{reasonNotRunning, reasonNoIP, reasonNoBinding, reasonPortNotMapped, reasonBadPort, reasonBadPath, reasonBadScheme,
+	targets.ReasonBadScrapeInterval, targets.ReasonBadScrapeTimeout, reasonNetworkModeNone}
 
 // skip tells why a task or one of its container endpoints gave no target. A transient skip is a
 // state that passes (a task still starting): the task is described again next cycle.
@@ -359,7 +360,7 @@ func (l *labeler) newGroup(base model.LabelSet, task *awstypes.TaskDefinition, d
 	labels := make(model.LabelSet, len(base)+len(def.DockerLabels)+8)
 	maps.Copy(labels, base)
 	l.set(labels, targets.LabelMetricsPath, ep.path)
-	l.set(labels, targets.LabelScheme, ep.scheme)
+	l.lb.SetScrape(labels, ep.scrape)
 	l.set(labels, targets.LabelJob, ep.job)
 	image := aws.ToString(def.Image)
 	if runtime != nil && aws.ToString(runtime.Image) != "" {

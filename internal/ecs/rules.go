@@ -134,13 +134,15 @@ func (m compiledMatcher) matches(service, family, container string) bool {
 
 // endpoint is one metrics endpoint of a container, before its address is known.
 type endpoint struct {
-	port              int32 // container port
-	path, scheme, job string
-	rule              string
+	port      int32 // container port
+	path, job string
+	scrape    targets.ScrapeSettings
+	rule      string
 }
 
 // endpoints returns the endpoints the rules find in one container definition, and the skips for
-// rule matches whose values are unusable (a non-numeric port label, a path without /).
+// rule matches whose values are unusable (a non-numeric port label, a path without /, a bad
+// scheme, scrape interval or scrape timeout).
 func (r compiledRules) endpoints(def awstypes.ContainerDefinition, service, family string) ([]endpoint, []skip) {
 	var (
 		out   []endpoint
@@ -168,7 +170,7 @@ func (r compiledRules) endpoints(def awstypes.ContainerDefinition, service, fami
 		}
 		for _, p := range m.Ports {
 			if portMapping(def, int32(p)) != nil {
-				out = append(out, endpoint{port: int32(p), path: m.Path, scheme: m.Scheme, job: m.Job, rule: ruleMatchers})
+				out = append(out, endpoint{port: int32(p), path: m.Path, scrape: targets.ScrapeSettings{Scheme: m.Scheme}, job: m.Job, rule: ruleMatchers})
 			}
 		}
 	}
@@ -194,17 +196,21 @@ func (r compiledRules) dockerLabelEndpoint(labels map[string]string) (endpoint, 
 		}
 		ep.path = p
 	}
-	if s, ok := labels[dl.SchemeLabel]; ok && dl.SchemeLabel != "" {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if err := checkScheme(s); err != nil {
-			return endpoint{}, &skip{reason: reasonBadScheme, detail: fmt.Sprintf("docker label %s: %v", dl.SchemeLabel, err)}, false
-		}
-		ep.scheme = s
+	scrape, bad := targets.ParseScrapeSettings(labelSetting(labels, dl.SchemeLabel), labelSetting(labels, dl.ScrapeIntervalLabel), labelSetting(labels, dl.ScrapeTimeoutLabel))
+	if bad != nil {
+		return endpoint{}, &skip{reason: bad.Reason, detail: bad.Error()}, false
 	}
+	ep.scrape = scrape
 	if j, ok := labels[dl.JobLabel]; ok && dl.JobLabel != "" {
 		ep.job = j
 	}
 	return ep, nil, true
+}
+
+// labelSetting returns a docker label as a scrape setting; an empty name is never set.
+func labelSetting(labels map[string]string, name string) targets.Setting {
+	v, ok := labels[name]
+	return targets.Setting{Name: "docker label " + name, Value: v, Set: ok && name != ""}
 }
 
 // portMapping returns the mapping of a container port in a container definition (a single port,

@@ -9,6 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	duration       *prometheus.HistogramVec
 	failures       *prometheus.CounterVec
+	consecutive    *prometheus.GaugeVec
 	targets        *prometheus.GaugeVec
 	lastSuccess    *prometheus.GaugeVec
 	skipped        *prometheus.CounterVec
@@ -29,6 +30,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecs_sd_refresh_failures_total",
 			Help: "Discoveries by a source that ended with an error (in full or in part).",
+		}, []string{"source"}),
+		consecutive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ecs_sd_refresh_consecutive_failures",
+			Help: "Discoveries by a source that ended with an error (in full or in part) since its last one without error.",
 		}, []string{"source"}),
 		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_targets",
@@ -56,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"name"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.duration, m.failures, m.targets, m.lastSuccess, m.skipped, m.skippedNow, m.outputFailures, m.jobFailures)
+		reg.MustRegister(m.duration, m.failures, m.consecutive, m.targets, m.lastSuccess, m.skipped, m.skippedNow, m.outputFailures, m.jobFailures)
 	}
 	return m
 }
@@ -65,6 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) initLabels(opts Options) {
 	for _, s := range opts.Sources {
 		m.failures.WithLabelValues(s.Name())
+		m.consecutive.WithLabelValues(s.Name())
 		m.targets.WithLabelValues(s.Name())
 	}
 	for _, s := range opts.Sinks {

@@ -433,6 +433,7 @@ func (l *Loop) store(s Source, r result) error {
 		l.last[name] = r.groups
 		l.succeeded[name] = true
 		l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
+		l.metrics.consecutive.WithLabelValues(name).Set(0)
 	case r.groups != nil:
 		l.last[name] = r.groups
 	}
@@ -441,6 +442,7 @@ func (l *Loop) store(s Source, r result) error {
 		return nil
 	}
 	l.metrics.failures.WithLabelValues(name).Inc()
+	l.metrics.consecutive.WithLabelValues(name).Inc()
 	if r.groups != nil {
 		l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
 	} else {

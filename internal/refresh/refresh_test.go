@@ -99,11 +99,14 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.Len(t, groups, 1)
 	require.Len(t, sink.updates, 1, "once, when every source has ended")
 	require.False(t, l.Ready(), "source a has produced nothing yet")
+	consecutive := func() float64 { return testutil.ToFloat64(l.metrics.consecutive.WithLabelValues("a")) }
+	require.Equal(t, 1.0, consecutive())
 
 	require.NoError(t, l.RunOnce(ctx))
 	groups = sink.last()
 	require.Len(t, groups, 2)
 	require.True(t, l.Ready())
+	require.Zero(t, consecutive(), "a success ends the run of failures")
 	snap := sink.lastSnapshot()
 	want, err := targets.Marshal(groups)
 	require.NoError(t, err)
@@ -121,7 +124,9 @@ func TestRunOnceKeepsPreviousTargetsOnFailure(t *testing.T) {
 	require.Equal(t, []string{"10.0.0.2:80", "10.0.1.1:80"}, addrs(groups))
 
 	require.Equal(t, 3.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("a")))
+	require.Equal(t, 2.0, consecutive(), "the failures since the last success")
 	require.Equal(t, 0.0, testutil.ToFloat64(l.metrics.failures.WithLabelValues("b")))
+	require.Equal(t, 0.0, testutil.ToFloat64(l.metrics.consecutive.WithLabelValues("b")))
 	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.targets.WithLabelValues("a")))
 }
 

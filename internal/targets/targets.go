@@ -52,8 +52,9 @@ func (g *Group) Address() string {
 
 // Check returns an error unless g is a target group as ecs-sd writes them: one target, host:port
 // with a port from 1 to 65535, label names valid under Prometheus's classic rules (which every
-// Prometheus version accepts), a metrics path starting with / and a scheme, when set, of http or
-// https. The error names what is wrong. Every source's targets pass it (their tests check).
+// Prometheus version accepts), a metrics path starting with / and, when set, a scheme of http or
+// https and a scrape interval and timeout that Prometheus accepts (durations above 0, the timeout
+// no longer than the interval). The error names what is wrong. Every source's targets pass it (their tests check).
 func (g *Group) Check() error {
 	if len(g.Targets) != 1 {
 		return fmt.Errorf("%d targets, want 1", len(g.Targets))
@@ -73,10 +74,7 @@ func (g *Group) Check() error {
 	if p, ok := g.Labels[LabelMetricsPath]; ok && !strings.HasPrefix(string(p), "/") {
 		return fmt.Errorf("metrics path %q does not start with /", p)
 	}
-	if s, ok := g.Labels[LabelScheme]; ok && s != "http" && s != "https" {
-		return fmt.Errorf("scheme %q is neither http nor https", s)
-	}
-	return nil
+	return checkScrapeLabels(g.Labels)
 }
 
 // Equal reports whether g and o have the same targets and labels.
@@ -350,7 +348,8 @@ func read(dec *json.Decoder) ([]*Group, error) {
 // once, and sets LabelSource on every group to the sources that found its endpoint. When several
 // groups have one endpoint, the labels of all are kept; a label name they disagree on takes the
 // value of the earlier source by name, and within one source that of the group whose label set
-// sorts first (model.LabelSet.String), so the result does not depend on the order of the
+// sorts first (model.LabelSet.String); the scrape interval and timeout are taken as a pair, from
+// the first group in that order that sets either. So the result does not depend on the order of the
 // groups. The groups given are not modified: a group is used as it is when it alone has its
 // endpoint and already carries its source's LabelSource (SourceValue), and copied otherwise. The
 // list is in no particular order: NewSnapshot sorts it, once.
@@ -393,7 +392,9 @@ func Merge(bySource map[string][]*Group) []*Group {
 		})
 		labels := make(model.LabelSet, len(fs[0].g.Labels)+1)
 		sources := ","
+		groups := make([]*Group, 0, len(fs))
 		for _, f := range fs {
+			groups = append(groups, f.g)
 			for k, v := range f.g.Labels {
 				if _, exists := labels[k]; !exists {
 					labels[k] = v
@@ -404,9 +405,31 @@ func Merge(bySource map[string][]*Group) []*Group {
 			}
 		}
 		labels[LabelSource] = model.LabelValue(sources)
+		keepScrapePair(labels, groups)
 		out[i] = &Group{Targets: fs[0].g.Targets, Labels: labels}
 	}
 	return out
+}
+
+// keepScrapePair sets the scrape interval and timeout of merged labels both from the first of
+// groups that sets either: each group's pair was checked, a pair made of two groups' might not be
+// valid (a timeout longer than the interval).
+func keepScrapePair(labels model.LabelSet, groups []*Group) {
+	for _, g := range groups {
+		_, interval := g.Labels[LabelScrapeInterval]
+		_, timeout := g.Labels[LabelScrapeTimeout]
+		if !interval && !timeout {
+			continue
+		}
+		for _, name := range []model.LabelName{LabelScrapeInterval, LabelScrapeTimeout} {
+			if v, ok := g.Labels[name]; ok {
+				labels[name] = v
+			} else {
+				delete(labels, name)
+			}
+		}
+		return
+	}
 }
 
 // withLabel returns a copy of labels with name set to v.

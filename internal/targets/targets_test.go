@@ -320,6 +320,9 @@ func TestGroupCheck(t *testing.T) {
 		`label name "é" is not valid`:                                  {Targets: []string{"h:80"}, Labels: model.LabelSet{"é": "1"}},
 		`metrics path "m" does not start with /`:                       {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelMetricsPath: "m"}},
 		`scheme "ftp" is neither http nor https`:                       {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelScheme: "ftp"}},
+		`label __scrape_interval__="0s" is not a duration above 0`:     {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelScrapeInterval: "0s"}},
+		`label __scrape_timeout__="x" is not a duration above 0`:       {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelScrapeTimeout: "x"}},
+		`scrape timeout 1m is longer than the scrape interval 30s`:     {Targets: []string{"h:80"}, Labels: model.LabelSet{LabelScrapeInterval: "30s", LabelScrapeTimeout: "1m"}},
 	} {
 		require.EqualError(t, g.Check(), want)
 	}

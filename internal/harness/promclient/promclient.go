@@ -25,6 +25,8 @@ type Target struct {
 	Labels           map[string]string `json:"labels"`
 	ScrapePool       string            `json:"scrapePool"`
 	ScrapeURL        string            `json:"scrapeUrl"`
+	ScrapeInterval   string            `json:"scrapeInterval"`
+	ScrapeTimeout    string            `json:"scrapeTimeout"`
 	Health           string            `json:"health"`
 	LastError        string            `json:"lastError"`
 }
@@ -102,6 +104,32 @@ func (v *sampleValue) UnmarshalJSON(b []byte) error {
 	}
 	*v = sampleValue(f)
 	return nil
+}
+
+// Rule is one rule of /api/v1/rules: its name (the alert's, or the recorded series'), whether its
+// last evaluation worked, and an alert's state (inactive, pending, firing).
+type Rule struct {
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	LastError string `json:"lastError"`
+	State     string `json:"state"`
+}
+
+// Rules returns the rules of every rule group (/api/v1/rules).
+func (c *Client) Rules(ctx context.Context) ([]Rule, error) {
+	var data struct {
+		Groups []struct {
+			Rules []Rule `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := c.api(ctx, "/api/v1/rules", nil, &data); err != nil {
+		return nil, err
+	}
+	var out []Rule
+	for _, g := range data.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out, nil
 }
 
 // Config returns the configuration Prometheus runs with, as YAML (/api/v1/status/config).

@@ -72,6 +72,11 @@ func (p *Prometheus) Query(ctx context.Context, promql string) ([]Sample, error)
 	return p.client().Query(ctx, promql)
 }
 
+// Rules returns the rules of every rule group (/api/v1/rules).
+func (p *Prometheus) Rules(ctx context.Context) ([]promclient.Rule, error) {
+	return p.client().Rules(ctx)
+}
+
 func (p *Prometheus) client() *promclient.Client { return &promclient.Client{URL: p.URL} }
 
 // Reload makes Prometheus re-read its configuration (POST /-/reload).
