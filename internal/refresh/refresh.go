@@ -95,8 +95,9 @@ type Options struct {
 	// when there is none. Until every source has had a discovery without error, the baseline's
 	// targets that the discovery lacks (by endpoint, targets.Group.Key) stay in the list every
 	// sink gets. It is read only when needed, at most once: by Prime, or else by the first cycle
-	// that is not complete. A first discovery that is complete (the usual case) thus never holds
-	// the baseline beside the discovered targets. Its groups are not modified.
+	// that is not complete; it is then held compressed only, and its groups are decoded one at a
+	// time as each list that is not complete is rendered (targets.WithLacking), never held beside
+	// the discovered targets. Its groups are not modified.
 	Baseline func() ([]*targets.Group, error)
 	Logger   *slog.Logger
 	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
@@ -113,12 +114,15 @@ type Loop struct {
 	ready     bool                        // complete: every source has succeeded once
 	wake      chan struct{}               // Wake's asks, merged: one pending at most
 
-	// The baseline, until the list is complete: read by earlier (nil once read), held as
-	// baseline (nil until read).
-	baseMu   sync.Mutex
-	earlier  func() ([]*targets.Group, error)
-	baseline []*targets.Group
-	kept     int // baseline targets in the last list
+	// The baseline, until the list is complete: read by earlier (nil once read), then held as
+	// base, sorted and compressed only (no groups; zero when it is empty); read says it was read
+	// and was a list.
+	baseMu  sync.Mutex
+	earlier func() ([]*targets.Group, error)
+	base    targets.Snapshot
+	baseLen int // its groups
+	read    bool
+	kept    int // baseline targets in the last list
 
 	snapMu sync.Mutex
 	snap   targets.Snapshot // the last list given to the sinks
@@ -187,62 +191,88 @@ func (l *Loop) Ready() bool {
 // cycle: the outputs hold the earlier run's targets from the start, a missing file_sd file is
 // created at once, and the http_sd endpoint never answers with fewer targets than the file.
 //
-// The baseline is then held as the snapshot holds it, compressed, and read back from there only
-// if a cycle is not complete: at 10 000 targets its label sets are about as large as those of
-// the discovery, and a restart would otherwise hold both.
+// The baseline is held as the snapshot holds it, compressed, and its groups are decoded one at
+// a time for each list that is not complete, never held: at 10 000 targets its label sets are
+// about as large as those of the discovery, and a restart would otherwise hold both (Cloud Map's
+// first discovery publishes the services it has finished while the others run, each such list
+// with the baseline's targets it lacks).
 func (l *Loop) Prime(ctx context.Context) error {
 	l.baseMu.Lock()
 	defer l.baseMu.Unlock()
-	groups, err := l.loadBaseline()
-	if err != nil {
+	if err := l.loadBaseline(); err != nil {
 		return err
 	}
-	snap, err := targets.NewSnapshot(slices.Clone(groups))
-	if err != nil {
-		return err
-	}
-	l.kept = len(groups)
+	snap := l.base
+	l.kept = l.baseLen
 	if l.kept > 0 {
 		l.opts.Logger.Info("Serving the earlier target list until every source has succeeded", "targets", l.kept)
-		snap.Groups = nil // let go, here and in the sinks (List reads them back)
-		l.baseline, l.earlier = nil, snap.List
+	} else {
+		var err error
+		if snap, err = targets.NewSnapshot(nil); err != nil {
+			return err
+		}
 	}
 	return errors.Join(l.publish(ctx, snap)...)
 }
 
-// loadBaseline returns the baseline, reading it first if it was not read yet. l.baseMu is held.
-func (l *Loop) loadBaseline() ([]*targets.Group, error) {
+// loadBaseline reads the baseline if it was not read yet, and holds it compressed. l.baseMu is
+// held.
+func (l *Loop) loadBaseline() error {
 	if l.earlier == nil {
-		return l.baseline, nil
+		return nil
 	}
 	groups, err := l.earlier()
 	if err != nil {
-		return nil, fmt.Errorf("read the earlier target list: %w", err)
+		return fmt.Errorf("read the earlier target list: %w", err)
 	}
-	l.earlier, l.baseline = nil, groups
-	return groups, nil
+	var base targets.Snapshot
+	if len(groups) > 0 {
+		if base, err = targets.NewSnapshot(slices.Clone(groups)); err != nil {
+			return err
+		}
+		base.Groups = nil // let go, here and in the sinks (List reads them back)
+	}
+	l.earlier, l.base, l.baseLen, l.read = nil, base, len(groups), groups != nil
+	return nil
 }
 
-// withBaseline returns merged with the baseline's targets that it lacks (kept) while the list is
-// not complete; once it is, the baseline is dropped and merged returned as it is, with the
-// number of the baseline's targets it lacks when the baseline had been read (-1 otherwise).
-func (l *Loop) withBaseline(merged []*targets.Group, complete bool) (out []*targets.Group, kept int, err error) {
+// list returns the snapshot of merged with the baseline's targets that it lacks (kept) while the
+// list is not complete; once it is, the baseline is dropped and the snapshot is of merged as it
+// is, with the number of the baseline's targets it lacks when the baseline had been read (-1
+// otherwise).
+func (l *Loop) list(merged []*targets.Group, complete bool) (snap targets.Snapshot, kept int, err error) {
 	l.baseMu.Lock()
 	defer l.baseMu.Unlock()
 	if complete {
 		kept = -1
-		if l.baseline != nil {
-			kept = len(lacking(merged, l.baseline))
+		switch {
+		case l.read && l.base.Gzip == nil:
+			kept = 0
+		case l.read:
+			if kept, err = targets.CountLacking(merged, l.base); err != nil { // only logged: the list is complete
+				l.opts.Logger.Error("Cannot read the earlier target list", "err", err)
+				kept = -1
+			}
 		}
-		l.earlier, l.baseline = nil, nil
-		return merged, kept, nil
+		l.earlier, l.base, l.baseLen, l.read = nil, targets.Snapshot{}, 0, false
+		snap, err = l.snapshot(merged)
+		return snap, kept, err
 	}
-	baseline, err := l.loadBaseline()
+	if err := l.loadBaseline(); err != nil {
+		return targets.Snapshot{}, 0, err
+	}
+	if l.base.Gzip == nil {
+		snap, err = l.snapshot(merged)
+		return snap, 0, err
+	}
+	snap, kept, err = targets.WithLacking(merged, l.base)
 	if err != nil {
-		return nil, 0, err
+		return targets.Snapshot{}, 0, fmt.Errorf("the earlier target list: %w", err)
 	}
-	add := lacking(merged, baseline)
-	return append(merged, add...), len(add), nil
+	l.snapMu.Lock()
+	l.snap = snap
+	l.snapMu.Unlock()
+	return snap, kept, nil
 }
 
 // publish hands snap to every sink and returns their errors.
@@ -478,13 +508,9 @@ func (l *Loop) update(ctx context.Context) []error {
 	bySource := maps.Clone(l.last)
 	l.mu.Unlock()
 
-	merged, kept, err := l.withBaseline(targets.Merge(bySource), complete)
-	if err != nil { // without it the list could shrink the outputs: they keep what they have
-		l.opts.Logger.Error("Cannot read the earlier target list", "err", err)
-		return []error{err}
-	}
-	snap, err := l.snapshot(merged)
-	if err != nil { // label sets always encode; the outputs keep what they have
+	merged := targets.Merge(bySource)
+	snap, kept, err := l.list(merged, complete)
+	if err != nil { // without the baseline the list could shrink the outputs: they keep what they have
 		l.opts.Logger.Error("Cannot render the target list", "err", err)
 		return []error{err}
 	}
@@ -498,32 +524,14 @@ func (l *Loop) update(ctx context.Context) []error {
 	defer l.baseMu.Unlock()
 	switch {
 	case first && kept >= 0:
-		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups), "earlier_targets_dropped", kept)
+		l.opts.Logger.Info("First complete discovery", "targets", len(merged), "earlier_targets_dropped", kept)
 	case first:
-		l.opts.Logger.Info("First complete discovery", "targets", len(snap.Groups))
+		l.opts.Logger.Info("First complete discovery", "targets", len(merged))
 	case !complete && kept != l.kept:
-		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(snap.Groups), "earlier_targets", kept)
+		l.opts.Logger.Info("Keeping targets of the earlier list until every source has succeeded", "targets", len(merged)+kept, "earlier_targets", kept)
 	}
 	l.kept = max(kept, 0)
 	return errs
-}
-
-// lacking returns the baseline groups whose endpoints groups lack.
-func lacking(groups, baseline []*targets.Group) []*targets.Group {
-	if len(baseline) == 0 {
-		return nil
-	}
-	have := make(map[string]bool, len(groups))
-	for _, g := range groups {
-		have[g.Key()] = true
-	}
-	var out []*targets.Group
-	for _, g := range baseline {
-		if !have[g.Key()] {
-			out = append(out, g)
-		}
-	}
-	return out
 }
 
 // snapshot returns the sorted and rendered list of groups: the last one, not rendered again, when

@@ -245,6 +245,74 @@ func TestBaselineUntilComplete(t *testing.T) {
 	require.Len(t, baseline[0].Labels, 2)
 }
 
+// TestBaselineNeverHeldDecoded: after Prime, lists that are not complete (Cloud Map's services
+// published as they are done, during the first discovery after a restart) get the baseline's
+// targets that they lack, with the baseline's labels, without the loop or the sinks holding the
+// baseline's groups: it stays compressed, and no list holds groups until it is complete. Once the
+// discovery has found the baseline's targets as they were, the list (the same bytes) holds the
+// discovered groups, which the sources hold, and none of the baseline's.
+func TestBaselineNeverHeldDecoded(t *testing.T) {
+	t.Parallel()
+	labelled := func(addr string) *targets.Group {
+		g := group(addr)
+		g.Labels[targets.LabelSource] = targets.SourceValue("a")
+		return g
+	}
+	baseline := []*targets.Group{labelled("10.0.0.3:80"), labelled("10.0.0.1:80"), labelled("10.0.0.2:80")}
+	baseline[0].Labels["from"] = "earlier run"
+	discovered := []*targets.Group{labelled("10.0.0.1:80"), labelled("10.0.0.2:80"), labelled("10.0.0.3:80")}
+	a := &scriptedSource{name: "a", steps: []step{
+		{groups: discovered[1:2], err: errBoom},
+		{groups: []*targets.Group{discovered[1], labelled("10.0.0.4:80")}, err: errBoom},
+		{groups: discovered},
+	}}
+	sink := &recordingSink{}
+	var reads atomic.Int32
+	l := New(Options{Interval: time.Hour, Sources: []Source{a}, Sinks: []Sink{sink}, Baseline: func() ([]*targets.Group, error) {
+		reads.Add(1)
+		return baseline, nil
+	}})
+	notHeld := func(msg string) {
+		t.Helper()
+		require.Nil(t, sink.lastSnapshot().Groups, msg)
+		l.baseMu.Lock()
+		require.Nil(t, l.base.Groups, msg)
+		l.baseMu.Unlock()
+		l.snapMu.Lock()
+		require.Nil(t, l.snap.Groups, msg)
+		l.snapMu.Unlock()
+	}
+	ctx := context.Background()
+
+	require.NoError(t, l.Prime(ctx))
+	notHeld("primed")
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	notHeld("a part")
+	got := sink.last()
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}, addrs(got))
+	require.Equal(t, "earlier run", string(got[2].Labels["from"]), "the baseline's own labels")
+	want, err := targets.Marshal(append([]*targets.Group{baseline[1], discovered[1]}, baseline[0]))
+	require.NoError(t, err)
+	json, err := sink.lastSnapshot().JSON()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(json), "rendered as the list of the same groups")
+
+	require.ErrorIs(t, l.RunOnce(ctx), errBoom)
+	notHeld("another part")
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"}, addrs(sink.last()))
+	partial := sink.lastSnapshot()
+
+	require.NoError(t, l.RunOnce(ctx))
+	found := sink.lastSnapshot()
+	require.Equal(t, []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}, addrs(found.Groups), "complete: the baseline is dropped")
+	require.NotEqual(t, partial.Gzip, found.Gzip)
+	for i, g := range found.Groups {
+		require.Same(t, discovered[i], g, "the discovered group")
+	}
+	require.Equal(t, int32(1), reads.Load(), "read once, by Prime")
+	require.Equal(t, []string{"10.0.0.3:80", "10.0.0.1:80", "10.0.0.2:80"}, addrs(baseline), "the baseline's groups are not modified")
+}
+
 func TestPrimeWithoutBaselineGivesAnEmptyList(t *testing.T) {
 	t.Parallel()
 	sink := &recordingSink{}

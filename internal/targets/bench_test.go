@@ -49,3 +49,22 @@ func BenchmarkSnapshot10000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWithLacking10000 is the output work of a list that is not complete after a restart:
+// 5 000 discovered groups and the 5 000 groups of the earlier list (of 10 000, held compressed)
+// that they lack, decoded one at a time while the list is rendered.
+func BenchmarkWithLacking10000(b *testing.B) {
+	groups := benchGroups(10000)
+	earlier, err := NewSnapshot(groups)
+	if err != nil {
+		b.Fatal(err)
+	}
+	earlier.Groups = nil
+	found := groups[:5000]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := WithLacking(found, earlier); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

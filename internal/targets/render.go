@@ -2,6 +2,7 @@ package targets
 
 import (
 	"io"
+	"iter"
 	"slices"
 	"unicode/utf8"
 
@@ -16,6 +17,14 @@ import (
 func render(w io.Writer, groups []*Group) (int64, error) {
 	jw := jsonWriter{out: w, buf: make([]byte, 0, flushSize+4096)}
 	jw.groups(groups)
+	jw.flush()
+	return jw.n, jw.err
+}
+
+// renderSeq is render of the groups of seq (a list, never null).
+func renderSeq(w io.Writer, seq iter.Seq[*Group]) (int64, error) {
+	jw := jsonWriter{out: w, buf: make([]byte, 0, flushSize+4096)}
+	jw.list(seq)
 	jw.flush()
 	return jw.n, jw.err
 }
@@ -52,24 +61,32 @@ const (
 )
 
 func (w *jsonWriter) groups(groups []*Group) {
-	switch {
-	case groups == nil:
+	if groups == nil {
 		w.raw("null\n")
 		return
-	case len(groups) == 0:
-		w.raw("[]\n")
-		return
 	}
-	w.raw("[")
-	for i, g := range groups {
-		if i > 0 {
+	w.list(slices.Values(groups))
+}
+
+// list writes the groups of seq as a JSON list.
+func (w *jsonWriter) list(seq iter.Seq[*Group]) {
+	n := 0
+	for g := range seq {
+		if n == 0 {
+			w.raw("[")
+		} else {
 			w.raw(",")
 		}
+		n++
 		w.raw(indent1)
 		w.group(g)
 		if len(w.buf) >= flushSize {
 			w.flush()
 		}
+	}
+	if n == 0 {
+		w.raw("[]\n")
+		return
 	}
 	w.raw("\n]\n")
 }

@@ -267,6 +267,95 @@ func (s Snapshot) Update(groups []*Group) (Snapshot, error) {
 	return NewSnapshot(groups)
 }
 
+// WithLacking returns the snapshot of groups together with the groups of earlier whose endpoints
+// (Key) groups lack, and the number of those. earlier is a snapshot that holds its list
+// compressed only, sorted (NewSnapshot's): its groups are decoded one at a time as the list is
+// rendered and let go at once, so that the list an earlier run left is never held decoded beside
+// groups. groups is sorted in place; the snapshot holds no groups (List reads them back), and is
+// the one NewSnapshot would make of the same groups.
+func WithLacking(groups []*Group, earlier Snapshot) (Snapshot, int, error) {
+	Sort(groups)
+	keys := make([]string, len(groups))
+	have := make(map[string]bool, len(groups))
+	for i, g := range groups {
+		keys[i] = g.Key()
+		have[keys[i]] = true
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	if err != nil {
+		return Snapshot{}, 0, fmt.Errorf("compress target list: %w", err)
+	}
+	kept := 0
+	var readErr error
+	// Both lists are sorted by endpoint first, and an earlier group given has an endpoint that
+	// groups lack: merging them keeps the order Sort gives.
+	merged := func(yield func(*Group) bool) {
+		i, more := 0, true
+		readErr = earlier.each(func(g *Group) bool {
+			if g == nil {
+				return true
+			}
+			key := g.Key()
+			if have[key] {
+				return true
+			}
+			for ; more && i < len(groups) && keys[i] < key; i++ {
+				more = yield(groups[i])
+			}
+			if more {
+				kept++
+				more = yield(g)
+			}
+			return more
+		})
+		for ; more && readErr == nil && i < len(groups); i++ {
+			more = yield(groups[i])
+		}
+	}
+	n, err := renderSeq(zw, merged)
+	if err == nil {
+		err = zw.Close()
+	}
+	switch {
+	case readErr != nil:
+		return Snapshot{}, 0, readErr
+	case err != nil:
+		return Snapshot{}, 0, fmt.Errorf("compress target list: %w", err)
+	}
+	return Snapshot{Gzip: bytes.Clone(buf.Bytes()), Size: n}, kept, nil
+}
+
+// CountLacking returns the number of the groups of earlier (a snapshot held compressed only)
+// whose endpoints groups lack, decoding them one at a time.
+func CountLacking(groups []*Group, earlier Snapshot) (int, error) {
+	have := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		have[g.Key()] = true
+	}
+	n := 0
+	err := earlier.each(func(g *Group) bool {
+		if g != nil && !have[g.Key()] {
+			n++
+		}
+		return true
+	})
+	return n, err
+}
+
+// each gives fn each group of the snapshot's compressed list, decoded one at a time (label
+// values not shared: the groups are not meant to be held), until fn returns false.
+func (s Snapshot) each(fn func(*Group) bool) error {
+	zr, err := gzip.NewReader(bytes.NewReader(s.Gzip))
+	if err != nil {
+		return fmt.Errorf("read compressed target list: %w", err)
+	}
+	if _, err := readEach(json.NewDecoder(zr), false, fn); err != nil {
+		return fmt.Errorf("read compressed target list: %w", err)
+	}
+	return nil
+}
+
 // Marshal renders groups as the JSON list Prometheus reads, sorted, indented, ending in a newline;
 // an empty list is "[]". groups is left as it is.
 func Marshal(groups []*Group) ([]byte, error) {
@@ -298,15 +387,29 @@ func Read(r io.Reader) ([]*Group, error) {
 }
 
 func read(dec *json.Decoder) ([]*Group, error) {
-	tok, err := dec.Token()
-	if err != nil {
+	groups := []*Group{}
+	list, err := readEach(dec, true, func(g *Group) bool {
+		groups = append(groups, g)
+		return true
+	})
+	if err != nil || !list {
 		return nil, err
 	}
-	var groups []*Group
+	return groups, nil
+}
+
+// readEach parses a file_sd JSON list from dec and gives fn each group as it is decoded, until
+// fn returns false; list is false when the JSON is null. With intern, equal label values of all
+// the groups are shared (for groups that are held); label names always are.
+func readEach(dec *json.Decoder, intern bool, fn func(*Group) bool) (list bool, err error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return false, err
+	}
 	switch tok {
 	case nil:
 	case json.Delim('['):
-		groups = []*Group{}
+		list = true
 		var lb LabelBuilder
 		for dec.More() {
 			var g *struct {
@@ -314,10 +417,12 @@ func read(dec *json.Decoder) ([]*Group, error) {
 				Labels  map[string]string `json:"labels"`
 			}
 			if err := dec.Decode(&g); err != nil {
-				return nil, err
+				return true, err
 			}
 			if g == nil {
-				groups = append(groups, nil)
+				if !fn(nil) {
+					return true, nil
+				}
 				continue
 			}
 			out := &Group{Targets: g.Targets}
@@ -325,23 +430,29 @@ func read(dec *json.Decoder) ([]*Group, error) {
 				out.Labels = make(model.LabelSet, len(g.Labels))
 				for k, v := range g.Labels {
 					if !model.UTF8Validation.IsValidLabelName(k) {
-						return nil, fmt.Errorf("%q is not a valid label name", k)
+						return true, fmt.Errorf("%q is not a valid label name", k)
 					}
-					out.Labels[model.LabelName(lb.Value(k))] = lb.Value(v)
+					value := model.LabelValue(v)
+					if intern {
+						value = lb.Value(v)
+					}
+					out.Labels[model.LabelName(lb.Value(k))] = value
 				}
 			}
-			groups = append(groups, out)
+			if !fn(out) {
+				return true, nil
+			}
 		}
 		if _, err := dec.Token(); err != nil { // ]
-			return nil, err
+			return true, err
 		}
 	default:
-		return nil, fmt.Errorf("not a list: starts with %v", tok)
+		return false, fmt.Errorf("not a list: starts with %v", tok)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the list")
+		return list, errors.New("data after the list")
 	}
-	return groups, nil
+	return list, nil
 }
 
 // Merge combines the groups of several sources into one list in which every endpoint (Key) appears

@@ -327,3 +327,83 @@ func TestGroupCheck(t *testing.T) {
 		require.EqualError(t, g.Check(), want)
 	}
 }
+
+// TestWithLackingIsTheSnapshotOfBothLists: the list of groups with the earlier list's groups
+// whose endpoints they lack, rendered while the earlier list is decoded one group at a time, is
+// byte for byte the snapshot NewSnapshot makes of the same groups, for lists of every shape:
+// either one empty, endpoints in either list only, an endpoint twice in the earlier list,
+// schemes and paths that make other endpoints of one address.
+func TestWithLackingIsTheSnapshotOfBothLists(t *testing.T) {
+	t.Parallel()
+	g := func(addr string, labels ...string) *Group {
+		ls := model.LabelSet{}
+		for i := 0; i+1 < len(labels); i += 2 {
+			ls[model.LabelName(labels[i])] = model.LabelValue(labels[i+1])
+		}
+		return &Group{Targets: []string{addr}, Labels: ls}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var many, earlierMany []*Group
+	for i := range 300 {
+		addr := fmt.Sprintf("10.0.%d.%d:%d", i/250, i%250, 8000+i%3)
+		switch rng.IntN(3) {
+		case 0:
+			many = append(many, g(addr, "svc", "new"))
+		case 1:
+			earlierMany = append(earlierMany, g(addr, "svc", "old"))
+		default:
+			many = append(many, g(addr, "svc", "new"))
+			earlierMany = append(earlierMany, g(addr, "svc", "old"))
+		}
+	}
+	for _, tc := range []struct {
+		name            string
+		groups, earlier []*Group
+		wantKept        int
+	}{
+		{"both empty", nil, nil, 0},
+		{"no earlier groups", []*Group{g("10.0.0.1:80")}, nil, 0},
+		{"no groups", nil, []*Group{g("10.0.0.2:80", "a", "1"), g("10.0.0.1:80")}, 2},
+		{"endpoints of one address", []*Group{g("10.0.0.1:80", LabelMetricsPath, "/a")},
+			[]*Group{g("10.0.0.1:80", LabelMetricsPath, "/b"), g("10.0.0.1:80", LabelScheme, "https"), g("10.0.0.1:80", LabelMetricsPath, "/a", "x", "old")}, 2},
+		{"an endpoint twice in the earlier list", []*Group{g("10.0.0.5:80")},
+			[]*Group{g("10.0.0.3:80", "a", "2"), g("10.0.0.3:80", "a", "1"), g("10.0.0.9:80"), g("10.0.0.5:80", "old", "1")}, 3},
+		{"many", many, earlierMany, 300 - len(many)},
+	} {
+		earlier, err := NewSnapshot(slices.Clone(tc.earlier))
+		require.NoError(t, err, tc.name)
+		earlier.Groups = nil
+		groups := slices.Clone(tc.groups)
+		got, kept, err := WithLacking(groups, earlier)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.wantKept, kept, tc.name)
+		require.Nil(t, got.Groups, tc.name)
+
+		have := map[string]bool{}
+		for _, g := range tc.groups {
+			have[g.Key()] = true
+		}
+		both := slices.Clone(tc.groups)
+		for _, e := range tc.earlier {
+			if !have[e.Key()] {
+				both = append(both, e)
+			}
+		}
+		want, err := NewSnapshot(both)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, want.Size, got.Size, tc.name)
+		wantJSON, err := want.JSON()
+		require.NoError(t, err)
+		gotJSON, err := got.JSON()
+		require.NoError(t, err)
+		require.Equal(t, string(wantJSON), string(gotJSON), tc.name)
+		require.Equal(t, want.Gzip, got.Gzip, tc.name)
+
+		n, err := CountLacking(tc.groups, earlier)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.wantKept, n, tc.name)
+	}
+
+	_, _, err := WithLacking(nil, Snapshot{Gzip: []byte("not gzip")})
+	require.ErrorContains(t, err, "read compressed target list")
+}
