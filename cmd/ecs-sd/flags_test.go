@@ -105,7 +105,7 @@ func TestAWSTimeoutAndConcurrencyFlags(t *testing.T) {
 	t.Parallel()
 	cfg, err := parse(t, []string{"--aws.attempt-timeout", "1s", "--aws.call-timeout", "2s", "--cloudmap.concurrency", "3"}, nil)
 	require.NoError(t, err)
-	require.Equal(t, config.AWS{AttemptTimeout: model.Duration(time.Second), CallTimeout: model.Duration(2 * time.Second)}, cfg.AWS)
+	require.Equal(t, config.AWS{OwnAccount: true, AttemptTimeout: model.Duration(time.Second), CallTimeout: model.Duration(2 * time.Second)}, cfg.AWS)
 	require.Equal(t, 3, cfg.CloudMap.Concurrency)
 
 	_, err = parse(t, []string{"--aws.call-timeout", "1s"}, nil)

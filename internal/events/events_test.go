@@ -382,6 +382,7 @@ ecs_sd_events_ignored_total{reason="malformed"} 0
 ecs_sd_events_ignored_total{reason="stale"} 0
 ecs_sd_events_ignored_total{reason="unknown_detail_type"} 0
 ecs_sd_events_ignored_total{reason="unknown_operation"} 0
+ecs_sd_events_ignored_total{reason="unknown_pair"} 0
 ecs_sd_events_ignored_total{reason="unknown_source"} 0
 # HELP ecs_sd_events_receive_errors_total Failed receives from the events queue (each is retried after a back-off).
 # TYPE ecs_sd_events_receive_errors_total counter

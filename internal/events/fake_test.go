@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.uber.org/goleak"
+
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
 // TestMain checks that no test leaves a goroutine behind. The SDK's idle HTTP connections of the
@@ -178,7 +180,7 @@ func newRecordingHandler() *recordingHandler {
 	return &recordingHandler{tasks: map[string]ecstypes.Task{}, flushes: make(chan struct{}, 1000)}
 }
 
-func (h *recordingHandler) TaskChanged(_ context.Context, task ecstypes.Task) {
+func (h *recordingHandler) TaskChanged(_ context.Context, _ refresh.Pair, task ecstypes.Task) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	arn := aws.ToString(task.TaskArn)
@@ -186,7 +188,7 @@ func (h *recordingHandler) TaskChanged(_ context.Context, task ecstypes.Task) {
 	h.calls = append(h.calls, call{Method: "TaskChanged", Task: arn, Version: task.Version, Status: aws.ToString(task.LastStatus)})
 }
 
-func (h *recordingHandler) CloudMapServiceChanged(_ context.Context, serviceID string) {
+func (h *recordingHandler) CloudMapServiceChanged(_ context.Context, _ refresh.Pair, serviceID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, call{Method: "CloudMapServiceChanged", Service: serviceID})
