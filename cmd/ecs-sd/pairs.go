@@ -78,9 +78,10 @@ func newAccounts(ctx context.Context, cfg config.Config, once bool, reg promethe
 			return accounts{}, err
 		}
 	}
-	out.callMetrics = awsclient.NewMetrics(reg)
 	if out.several {
 		out.callMetrics = awsclient.NewPairMetrics(reg)
+	} else {
+		out.callMetrics = awsclient.NewMetrics(reg)
 	}
 	out.own = awsclient.ForPair(base, base.Region, nil, opts.CallTimeout, out.callMetrics.For(ownID, base.Region))
 	add := func(account string, role *awsclient.Role) {
