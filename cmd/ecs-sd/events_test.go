@@ -332,3 +332,41 @@ func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 	src.gate <- struct{}{}
 	require.Equal(t, map[string]int{"srv-web": 8}, cm.readCounts())
 }
+
+// pairedCloudMap is a fakeCloudMap of one (account, region) pair.
+type pairedCloudMap struct {
+	*fakeCloudMap
+	pair refresh.Pair
+}
+
+func (p pairedCloudMap) Pair() refresh.Pair { return p.pair }
+
+// TestEventsAreRoutedToTheirPair: with several pairs, a Cloud Map event and a task event are
+// applied by the sources of their envelope's pair only, and each pair's changes are published
+// with that pair's targets; an event of a pair ecs-sd does not discover in changes nothing.
+func TestEventsAreRoutedToTheirPair(t *testing.T) {
+	t.Parallel()
+	east := pairedCloudMap{newFakeCloudMap(map[string][]string{"apps/web": {"srv-east"}}), refresh.Pair{Account: "111111111111", Region: "us-east-1"}}
+	west := pairedCloudMap{newFakeCloudMap(map[string][]string{"apps/web": {"srv-west"}}), refresh.Pair{Account: "111111111111", Region: "eu-west-1"}}
+	sink := &recordingSink{}
+	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{east, west}, Sinks: []refresh.Sink{sink}})
+	a := newApplier(loop, []refresh.Source{east, west}, slog.New(slog.DiscardHandler))
+	clock := &fakeClock{}
+	a.after = clock.after
+	ctx, cancel := context.WithCancel(t.Context())
+
+	a.CloudMapServiceChanged(ctx, west.pair, "srv-west")
+	a.CloudMapServiceChanged(ctx, refresh.Pair{Account: "999999999999", Region: "eu-west-1"}, "srv-west")
+	a.Flush(ctx)
+	require.Equal(t, map[string]int{"srv-west": 1}, west.readCounts())
+	require.Empty(t, east.readCounts())
+	require.Equal(t, [][]string{{"srv-west-1:80"}}, sink.got())
+
+	a.TaskChanged(ctx, east.pair, serviceTask(1, "service:web", "RUNNING"))
+	a.Flush(ctx)
+	require.Equal(t, map[string]int{"srv-east": 1}, east.readCounts(), "the task's ECS service's Cloud Map service, in its pair")
+	require.Equal(t, map[string]int{"srv-west": 1}, west.readCounts())
+	require.Equal(t, []string{"srv-east-1:80", "srv-west-1:80"}, sink.got()[1])
+	cancel() // the later read is not awaited
+	a.wait()
+}
