@@ -156,8 +156,10 @@ func New(api API, opts Options) *Source {
 // Name implements refresh.Source.
 func (s *Source) Name() string { return Name }
 
-// Pair implements refresh.Paired.
-func (s *Source) Pair() refresh.Pair { return s.place.Pair() }
+// Pair implements refresh.Paired: the pair as configured, whose account is empty when it is read
+// by the first discovery (refresh.Place): the loop's key of the source never changes. Targets
+// carry the account once read.
+func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
 
 // Discover implements refresh.Source.
 func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {

@@ -175,8 +175,10 @@ func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error
 // Name implements refresh.Source.
 func (s *Source) Name() string { return Name }
 
-// Pair implements refresh.Paired.
-func (s *Source) Pair() refresh.Pair { return s.place.Pair() }
+// Pair implements refresh.Paired: the pair as configured, whose account is empty when it is read
+// by the first discovery (refresh.Place): the loop's key of the source never changes. Targets
+// carry the account once read.
+func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
 
 // clusterRun is one cluster's share of a cycle.
 type clusterRun struct {

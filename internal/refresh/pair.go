@@ -14,15 +14,25 @@ type Pair struct {
 	Region  string
 }
 
-// String names the pair as readiness and logs show it: "111111111111/eu-west-1".
-func (p Pair) String() string { return p.Account + "/" + p.Region }
-
-// Attrs returns the pair as log attributes (none for the zero Pair).
-func (p Pair) Attrs() []any {
-	if p == (Pair{}) {
-		return nil
+// String names the pair as readiness and logs show it: "111111111111/eu-west-1", or the region
+// alone while the account is not known.
+func (p Pair) String() string {
+	if p.Account == "" {
+		return p.Region
 	}
-	return []any{"account", p.Account, "region", p.Region}
+	return p.Account + "/" + p.Region
+}
+
+// Attrs returns the pair as log attributes, those that are known.
+func (p Pair) Attrs() []any {
+	var attrs []any
+	if p.Account != "" {
+		attrs = append(attrs, "account", p.Account)
+	}
+	if p.Region != "" {
+		attrs = append(attrs, "region", p.Region)
+	}
+	return attrs
 }
 
 // Logger returns logger with the pair's attributes.
@@ -34,7 +44,8 @@ func (p Pair) Logger(logger *slog.Logger) *slog.Logger {
 }
 
 // Paired is a Source that discovers in one (account, region) pair. Sources that are not Paired
-// have the zero Pair.
+// have the zero Pair. A source's Pair must never change: the loop keys the source by its name
+// and pair.
 type Paired interface {
 	Pair() Pair
 }
