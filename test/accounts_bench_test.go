@@ -3,16 +3,13 @@
 package test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,24 +133,9 @@ func pairSums(b *testing.B, d *daemon, re *regexp.Regexp) map[string]float64 {
 func runAccountsDaemon(b *testing.B, bin string, env []string, cfgFile string) (first time.Duration, perCycle map[string]float64, hwm int64) {
 	b.Helper()
 	dir := b.TempDir()
-	port := testenv.FreePort(b)
-	d := &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir}
-	cmd := exec.Command(bin, "--config.file", cfgFile, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port),
-		"--output.dir", dir, "--refresh.interval", "5s")
-	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if b.Failed() {
-			b.Logf("ecs-sd log:\n%s", logs.String())
-		}
-	}()
+	d, stop := startBinary(b, bin, env, dir, "--config.file", cfgFile, "--refresh.interval", "5s")
+	defer stop()
 	testenv.Eventually(b, 3*time.Minute, 20*time.Millisecond, func() (bool, string) {
 		n := countTargets(b, filepath.Join(dir, "ecs-services.json"))
 		code, _, _ := d.get("/-/ready")
@@ -198,5 +180,5 @@ func runAccountsDaemon(b *testing.B, bin string, env []string, cfgFile string) (
 	for pair := range c1 {
 		perCycle[pair] = (calls2[pair] - calls1[pair]) / (c2[pair] - c1[pair])
 	}
-	return first, perCycle, procStatus(cmd.Process.Pid)["VmHWM"]
+	return first, perCycle, procStatus(d.cmd.Process.Pid)["VmHWM"]
 }

@@ -34,7 +34,8 @@ import (
 // the targets it could still vouch for (including its last-known targets for the failed part) and
 // a non-nil error; when nothing could be discovered it returns nil groups and an error, and the
 // loop keeps the source's previous targets. The loop never runs two discoveries of a source at
-// once.
+// once. Sources of one name (the same source in several AWS accounts and regions) are told apart
+// by their Pair (Paired); their targets are merged under that name.
 type Source interface {
 	Name() string
 	Discover(ctx context.Context) ([]*targets.Group, error)
