@@ -3,6 +3,7 @@ package awsclient
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,11 @@ import (
 // account shows it.
 const SessionName = "ecs-sd"
 
+// CredentialsExpiryWindow is how long before an assumed role's credentials expire (an hour after
+// AssumeRole by default) the role is assumed again: a call never goes out with credentials that
+// expire on its way.
+const CredentialsExpiryWindow = 5 * time.Minute
+
 // Role is a role to assume in another account.
 type Role struct {
 	ARN        string
@@ -24,28 +30,32 @@ type Role struct {
 // ForPair returns the configuration of one (account, region) pair: base's (from Load), in
 // region, with role's credentials when role is not nil. A role is assumed with base's
 // credentials, through STS in that region, when the first call needs credentials; its
-// credentials are cached and assumed again before they expire (aws.CredentialsCache refreshes
-// them 5 minutes early), so a role that cannot be assumed fails that pair's calls only, each
-// time they are made. Every call is bounded by callTimeout (above 0) and counted in m (not nil),
-// instead of base's bound and metrics: each pair has its own clients, credentials and counts.
+// credentials are cached and assumed again CredentialsExpiryWindow before they expire, so a role
+// that cannot be assumed fails that pair's calls only, each time they are made. Every call, AssumeRole included, is bounded by callTimeout (above 0) and
+// counted in m (not nil), instead of base's bound and metrics: each pair has its own clients,
+// credentials and counts.
 func ForPair(base aws.Config, region string, role *Role, callTimeout time.Duration, m *Metrics) aws.Config {
 	cfg := base.Copy()
 	cfg.Region = region
+	// Copy is shallow: the options are appended to a copy, never to base's array, which every
+	// pair shares.
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), func(stack *middleware.Stack) error {
+		_, _ = stack.Initialize.Remove(callMiddlewareID) // base's: replaced
+		return callMiddleware(callTimeout, m)(stack)
+	})
 	if role != nil {
-		stsCfg := base.Copy()
-		stsCfg.Region = region
+		// AssumeRole is made with base's credentials, and bounded and counted as the pair's calls.
+		stsCfg := cfg.Copy()
 		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(stsCfg), role.ARN, func(o *stscreds.AssumeRoleOptions) {
 			o.RoleSessionName = SessionName
 			if role.ExternalID != "" {
 				o.ExternalID = aws.String(role.ExternalID)
 			}
 		})
-		cfg.Credentials = aws.NewCredentialsCache(provider)
+		cfg.Credentials = aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) {
+			o.ExpiryWindow = CredentialsExpiryWindow
+		})
 	}
-	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
-		_, _ = stack.Initialize.Remove(callMiddlewareID) // base's: replaced
-		return callMiddleware(callTimeout, m)(stack)
-	})
 	return cfg
 }
 
