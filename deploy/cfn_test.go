@@ -24,17 +24,23 @@ type cfn map[string]any
 
 func loadTemplate(t *testing.T) cfn {
 	t.Helper()
-	data, err := os.ReadFile(templatePath)
+	return loadTemplateFile(t, templatePath)
+}
+
+// loadTemplateFile is loadTemplate of the template at path.
+func loadTemplateFile(t *testing.T, path string) cfn {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
+		t.Fatalf("parse %s: %v", path, err)
 	}
 	v, err := fromYAML(doc.Content[0])
 	if err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
+		t.Fatalf("parse %s: %v", path, err)
 	}
 	return v.(map[string]any)
 }

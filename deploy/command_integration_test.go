@@ -85,12 +85,14 @@ func TestEcsSdCommandIsAccepted(t *testing.T) {
 		"stack, ECS source":                      {"EcsApiDiscovery": "Enabled"},
 		"stack, ECS source and event mode off":   {"EcsApiDiscovery": "Enabled", "EventMode": "Disabled"},
 		"stack, parameter names with stack name": {"PrefixParameterNamesWithStackName": "true"},
+		"stack, member accounts": {"MemberAccountRoleArns": "arn:aws:iam::111111111111:role/ecs-sd-reader,arn:aws:iam::333333333333:role/ecs-sd-reader",
+			"MemberAccountExternalId": "my-external-id"},
 	} {
 		command, env := stackEcsSd(t, newStack(t, c, "ecs-sd", values))
 		containers = append(containers, container{name, command, env})
 	}
-	if len(containers) != 6 {
-		t.Fatalf("found %d ecs-sd containers, want 6 (1 task definition, 5 stacks)", len(containers))
+	if len(containers) != 7 {
+		t.Fatalf("found %d ecs-sd containers, want 7 (1 task definition, 6 stacks)", len(containers))
 	}
 
 	for _, ct := range containers {

@@ -19,9 +19,11 @@ import (
 
 const (
 	templatePath = "cloudformation/ecs-sd.yaml"
-	scriptsDir   = "scripts"
-	region       = "us-east-1"
-	workspaceID  = "ws-0123abcd-4567-89ef-0123-456789abcdef"
+	// readerTemplatePath is the cross-account reader role of each member account.
+	readerTemplatePath = "cloudformation/ecs-sd-reader-role.yaml"
+	scriptsDir         = "scripts"
+	region             = "us-east-1"
+	workspaceID        = "ws-0123abcd-4567-89ef-0123-456789abcdef"
 )
 
 // requireTool returns the path of a tool the deployment kit is checked with, failing the test
@@ -179,6 +181,17 @@ func lowerKeys(v any) any {
 // normalize makes a value comparable across YAML and JSON: numbers as float64, and every
 // placeholder (${NAME} of a template, ${Param} of Fn::Sub) as ${}. Intrinsic functions other than
 // Fn::Sub of a string become "<intrinsic>".
+// evaluatedPlaceholders writes the references an evaluated stack leaves ({Name}) as the
+// placeholders of the JSON files (${NAME}), which normalize compares alike.
+func evaluatedPlaceholders(values []string) []any {
+	ref := regexp.MustCompile(`\{[A-Za-z0-9.:]+\}`)
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = ref.ReplaceAllString(v, "$${}")
+	}
+	return out
+}
+
 func normalize(v any) any {
 	placeholder := regexp.MustCompile(`\$\{[^}]+\}`)
 	var walk func(any) any
@@ -248,6 +261,12 @@ func TestCloudFormationTaskDefinitionsMatchJSON(t *testing.T) {
 			}
 			for i := range cfnContainers {
 				a, b := cfnContainers[i].(map[string]any), jsonContainers[i].(map[string]any)
+				if _, intrinsic := a["command"].(map[string]any); intrinsic {
+					// Built by functions (the ecs-sd command): compared as the stack evaluates
+					// it, its references ({EventsQueue}) as placeholders.
+					evaluated := s.resource(resource)["ContainerDefinitions"].([]any)[i].(map[string]any)["Command"]
+					a["command"] = evaluatedPlaceholders(strs(evaluated))
+				}
 				for _, key := range []string{"name", "essential", "user", "entryPoint", "command",
 					"portMappings", "mountPoints", "dependsOn", "dockerLabels"} {
 					if x, y := normalize(a[key]), normalize(b[key]); !reflect.DeepEqual(x, y) {

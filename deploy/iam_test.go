@@ -38,6 +38,20 @@ var sdkServices = map[string]string{
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery": "servicediscovery",
 	"github.com/aws/aws-sdk-go-v2/service/sqs":              "sqs",
 	"github.com/aws/aws-sdk-go-v2/service/ssm":              "ssm",
+	"github.com/aws/aws-sdk-go-v2/service/sts":              "sts",
+}
+
+// providerActions maps the SDK credential providers the daemon may use, by package and
+// function, to the IAM action of the call they make: an assumed role's credentials come from
+// sts:AssumeRole, which the provider calls (its input is not named in ecs-sd's code).
+var providerActions = map[string]map[string]string{
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds": {"NewAssumeRoleProvider": "sts:AssumeRole"},
+}
+
+// noPermissionNeeded are the operations ecs-sd calls that IAM does not authorise: no policy
+// grants them, the IAM sections list them.
+var noPermissionNeeded = map[string]string{
+	"sts:GetCallerIdentity": "answers for any valid credentials (ecs-sd reads its own account id)",
 }
 
 // operationActions maps the operations authorised by an IAM action of another name to that
@@ -150,9 +164,18 @@ func codeActions(t *testing.T) map[string][]string {
 // not know, a waiter.
 func fileActions(fset *token.FileSet, path string, f *ast.File) (actions map[string][]string, problems []string) {
 	actions = map[string][]string{}
-	services := map[string]string{} // local package name -> IAM prefix
+	services := map[string]string{}             // local package name -> IAM prefix
+	providers := map[string]map[string]string{} // local package name -> providerActions
 	for _, imp := range f.Imports {
 		ip := strings.Trim(imp.Path.Value, `"`)
+		if p, ok := providerActions[ip]; ok {
+			local := ip[strings.LastIndex(ip, "/")+1:]
+			if imp.Name != nil {
+				local = imp.Name.Name
+			}
+			providers[local] = p
+			continue
+		}
 		rest, ok := strings.CutPrefix(ip, "github.com/aws/aws-sdk-go-v2/service/")
 		if !ok || strings.Contains(rest, "/") {
 			continue
@@ -174,7 +197,16 @@ func fileActions(fset *token.FileSet, path string, f *ast.File) (actions map[str
 			return true
 		}
 		pkg, ok := sel.X.(*ast.Ident)
-		if !ok || services[pkg.Name] == "" {
+		if !ok {
+			return true
+		}
+		if action := providers[pkg.Name][sel.Sel.Name]; action != "" {
+			if at := fmt.Sprintf("%s:%d", path, fset.Position(sel.Pos()).Line); !slices.Contains(actions[action], at) {
+				actions[action] = append(actions[action], at)
+			}
+			return true
+		}
+		if services[pkg.Name] == "" {
 			return true
 		}
 		m := sdkName.FindStringSubmatch(sel.Sel.Name)
@@ -291,11 +323,13 @@ func policyStatements(t *testing.T) map[string][]map[string]any {
 		}
 		collect("deploy/"+file, doc)
 	}
-	c := loadTemplate(t)
-	for name, r := range c.section("Resources") {
-		r := r.(map[string]any)
-		if typ, _ := r["Type"].(string); strings.HasPrefix(typ, "AWS::IAM::") {
-			collect("template "+name, r["Properties"])
+	for _, path := range []string{templatePath, readerTemplatePath} {
+		c := loadTemplateFile(t, path)
+		for name, r := range c.section("Resources") {
+			r := r.(map[string]any)
+			if typ, _ := r["Type"].(string); strings.HasPrefix(typ, "AWS::IAM::") {
+				collect("template "+filepath.Base(path)+" "+name, r["Properties"])
+			}
 		}
 	}
 	return out
@@ -422,7 +456,7 @@ func TestIAMMatchesTheCode(t *testing.T) {
 	if _, ok := packages[eventsPackage]; !ok {
 		t.Errorf("the daemon does not hold the event consumer %s", eventsPackage)
 	}
-	for _, want := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"} {
+	for _, want := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sts:AssumeRole", "sts:GetCallerIdentity"} {
 		if _, ok := code[want]; !ok {
 			t.Errorf("the code's AWS calls %v lack %s, which the event consumer %s makes: the search of the sources is broken", slices.Sorted(maps.Keys(code)), want, eventsPackage)
 		}
@@ -434,7 +468,11 @@ func TestIAMMatchesTheCode(t *testing.T) {
 	ecsSourceIAM := docActions(section(t, "docs/ecs-source.md", "IAM"))
 	for _, action := range slices.Sorted(maps.Keys(code)) {
 		where := strings.Join(code[action], ", ")
-		if _, ok := granted[action]; !ok {
+		_, ok := granted[action]
+		switch why, free := noPermissionNeeded[action]; {
+		case free && ok:
+			t.Errorf("%s grant %s, which needs no permission (%s): remove it", strings.Join(granted[action], ", "), action, why)
+		case !free && !ok:
 			t.Errorf("the code calls %s (%s) but no policy grants it: add it to deploy/iam/ and the template's roles", action, where)
 		}
 		if !deployIAM[action] {

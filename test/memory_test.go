@@ -140,24 +140,9 @@ func loadMemoryFixture(b *testing.B, m *testenv.Moto) {
 // a cycle from the third on, and the peak (VmHWM) of the whole run.
 func daemonRSS(b *testing.B, bin string, env, args []string, want int, dir string) (rss, hwm int64) {
 	b.Helper()
-	port := testenv.FreePort(b)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(bin, append([]string{"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port),
-		"--output.dir", dir, "--refresh.interval", "2s"}, args...)...)
-	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if b.Failed() {
-			b.Logf("ecs-sd log:\n%s", logs.String())
-		}
-	}()
-	d := &daemon{URL: url, Dir: dir, cmd: cmd}
+	d, stop := startBinary(b, bin, env, dir, append([]string{"--refresh.interval", "2s"}, args...)...)
+	defer stop()
+	cmd, url := d.cmd, d.URL
 	const cycles = `ecs_sd_refresh_duration_seconds_count{source="cloudmap"}`
 	var first float64
 	testenv.Eventually(b, 2*time.Minute, 200*time.Millisecond, func() (bool, string) {
@@ -181,6 +166,27 @@ func daemonRSS(b *testing.B, bin string, env, args []string, want int, dir strin
 		}
 	}
 	return rss, procStatus(cmd.Process.Pid)["VmHWM"]
+}
+
+// startBinary starts the ecs-sd binary bin with env, writing into dir and listening on a port of
+// its own, with args; stop ends it (SIGTERM) and logs its output if b failed.
+func startBinary(b *testing.B, bin string, env []string, dir string, args ...string) (d *daemon, stop func()) {
+	b.Helper()
+	port := testenv.FreePort(b)
+	cmd := exec.Command(bin, append([]string{"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--output.dir", dir}, args...)...)
+	cmd.Env = env
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return &daemon{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, cmd: cmd}, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if b.Failed() {
+			b.Logf("ecs-sd log:\n%s", logs.String())
+		}
+	}
 }
 
 // httpSDTargets fetches the http_sd list, gzip-compressed or plain (as Prometheus, whose client

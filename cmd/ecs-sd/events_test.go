@@ -150,8 +150,7 @@ func (c *fakeClock) fire(i int) {
 // sink as its only output, and its clock.
 func newTestApplier(cloudMap *fakeCloudMap, sink *recordingSink) (*applier, *fakeClock) {
 	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{cloudMap}, Sinks: []refresh.Sink{sink}})
-	a := newApplier(loop, nil, slog.New(slog.DiscardHandler))
-	a.cloudMap = cloudMap
+	a := newApplier(loop, []refresh.Source{cloudMap}, slog.New(slog.DiscardHandler))
 	clock := &fakeClock{}
 	a.after = clock.after
 	return a, clock
@@ -181,11 +180,11 @@ func TestTaskEventsRereadTheirCloudMapServices(t *testing.T) {
 	ctx := t.Context()
 
 	for i := range 50 {
-		a.TaskChanged(ctx, serviceTask(i, "service:web", "RUNNING"))
+		a.TaskChanged(ctx, refresh.Pair{}, serviceTask(i, "service:web", "RUNNING"))
 	}
-	a.CloudMapServiceChanged(ctx, "srv-web")
-	a.TaskChanged(ctx, serviceTask(100, "service:api", "STOPPED"))
-	a.TaskChanged(ctx, serviceTask(101, "family:batch", "RUNNING")) // a standalone task
+	a.CloudMapServiceChanged(ctx, refresh.Pair{}, "srv-web")
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(100, "service:api", "STOPPED"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(101, "family:batch", "RUNNING")) // a standalone task
 	a.Flush(ctx)
 	require.Equal(t, map[string]int{"srv-web": 1, "srv-api": 1, "srv-api-2": 1}, cm.readCounts())
 	require.Equal(t, []time.Duration{cloudMapRereadDelay}, clock.scheduled(), "one later read for the batch")
@@ -193,7 +192,7 @@ func TestTaskEventsRereadTheirCloudMapServices(t *testing.T) {
 	require.Len(t, sink.got()[0], 3)
 
 	// The next batch reads at once again; its services' later read is pending already.
-	a.TaskChanged(ctx, serviceTask(1, "service:web", "RUNNING"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(1, "service:web", "RUNNING"))
 	a.Flush(ctx)
 	require.Equal(t, map[string]int{"srv-web": 2, "srv-api": 1, "srv-api-2": 1}, cm.readCounts())
 	require.Len(t, clock.scheduled(), 1)
@@ -205,7 +204,7 @@ func TestTaskEventsRereadTheirCloudMapServices(t *testing.T) {
 	require.Len(t, sink.got()[2], 7, "three read at the event, one by the next batch, three later")
 
 	// Once it has begun, an event schedules another.
-	a.TaskChanged(ctx, serviceTask(2, "service:web", "STOPPED"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(2, "service:web", "STOPPED"))
 	a.Flush(ctx)
 	require.Equal(t, []time.Duration{cloudMapRereadDelay, cloudMapRereadDelay}, clock.scheduled())
 	clock.fire(1)
@@ -226,7 +225,7 @@ func TestTaskEventOfUnknownServiceReadsNothing(t *testing.T) {
 	other := serviceTask(3, "service:web", "RUNNING")
 	other.ClusterArn = aws.String("arn:aws:ecs:us-east-1:123456789012:cluster/other")
 	for _, task := range []ecstypes.Task{serviceTask(1, "service:worker", "RUNNING"), serviceTask(2, "family:web", "RUNNING"), other} {
-		a.TaskChanged(ctx, task)
+		a.TaskChanged(ctx, refresh.Pair{}, task)
 	}
 	a.Flush(ctx)
 	a.wait()
@@ -242,7 +241,7 @@ func TestPendingRereadsEndWithTheContext(t *testing.T) {
 	cm := newFakeCloudMap(map[string][]string{"apps/web": {"srv-web"}})
 	a, clock := newTestApplier(cm, &recordingSink{})
 	ctx, cancel := context.WithCancel(t.Context())
-	a.TaskChanged(ctx, serviceTask(1, "service:web", "RUNNING"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(1, "service:web", "RUNNING"))
 	a.Flush(ctx)
 	require.Len(t, clock.scheduled(), 1)
 	cancel()
@@ -270,8 +269,7 @@ func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{src}})
 	cm := newFakeCloudMap(map[string][]string{"apps/web": {"srv-web"}})
 	cm.setFail(errors.New("injected fault"))
-	a := newApplier(loop, nil, slog.New(slog.DiscardHandler))
-	a.cloudMap = cm
+	a := newApplier(loop, []refresh.Source{cm}, slog.New(slog.DiscardHandler))
 	clock := &fakeClock{}
 	a.after = clock.after
 	ctx, cancel := context.WithCancel(t.Context())
@@ -304,7 +302,7 @@ func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 		}
 	}
 	batch := func() {
-		a.CloudMapServiceChanged(ctx, "srv-web")
+		a.CloudMapServiceChanged(ctx, refresh.Pair{}, "srv-web")
 		a.Flush(ctx)
 	}
 
@@ -318,13 +316,13 @@ func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 	n := settled()
 	require.Contains(t, []int32{3, 4}, n, "five batches during a cycle: merged into one or two cycles after it")
 	a.Flush(ctx) // an empty batch
-	a.TaskChanged(ctx, serviceTask(1, "service:worker", "RUNNING"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(1, "service:worker", "RUNNING"))
 	a.Flush(ctx)
 	require.Equal(t, n, settled(), "a batch that changed nothing: no cycle")
 	require.Empty(t, clock.scheduled())
 
 	// A task event's read at once, and its later read, that fail wake the loop each.
-	a.TaskChanged(ctx, serviceTask(2, "service:web", "RUNNING"))
+	a.TaskChanged(ctx, refresh.Pair{}, serviceTask(2, "service:web", "RUNNING"))
 	a.Flush(ctx)
 	cycles(n + 1)
 	src.gate <- struct{}{}
@@ -333,4 +331,42 @@ func TestUnappliedBatchRunsOneCycle(t *testing.T) {
 	cycles(n + 2)
 	src.gate <- struct{}{}
 	require.Equal(t, map[string]int{"srv-web": 8}, cm.readCounts())
+}
+
+// pairedCloudMap is a fakeCloudMap of one (account, region) pair.
+type pairedCloudMap struct {
+	*fakeCloudMap
+	pair refresh.Pair
+}
+
+func (p pairedCloudMap) Pair() refresh.Pair { return p.pair }
+
+// TestEventsAreRoutedToTheirPair: with several pairs, a Cloud Map event and a task event are
+// applied by the sources of their envelope's pair only, and each pair's changes are published
+// with that pair's targets; an event of a pair ecs-sd does not discover in changes nothing.
+func TestEventsAreRoutedToTheirPair(t *testing.T) {
+	t.Parallel()
+	east := pairedCloudMap{newFakeCloudMap(map[string][]string{"apps/web": {"srv-east"}}), refresh.Pair{Account: "111111111111", Region: "us-east-1"}}
+	west := pairedCloudMap{newFakeCloudMap(map[string][]string{"apps/web": {"srv-west"}}), refresh.Pair{Account: "111111111111", Region: "eu-west-1"}}
+	sink := &recordingSink{}
+	loop := refresh.New(refresh.Options{Interval: time.Hour, Sources: []refresh.Source{east, west}, Sinks: []refresh.Sink{sink}})
+	a := newApplier(loop, []refresh.Source{east, west}, slog.New(slog.DiscardHandler))
+	clock := &fakeClock{}
+	a.after = clock.after
+	ctx, cancel := context.WithCancel(t.Context())
+
+	a.CloudMapServiceChanged(ctx, west.pair, "srv-west")
+	a.CloudMapServiceChanged(ctx, refresh.Pair{Account: "999999999999", Region: "eu-west-1"}, "srv-west")
+	a.Flush(ctx)
+	require.Equal(t, map[string]int{"srv-west": 1}, west.readCounts())
+	require.Empty(t, east.readCounts())
+	require.Equal(t, [][]string{{"srv-west-1:80"}}, sink.got())
+
+	a.TaskChanged(ctx, east.pair, serviceTask(1, "service:web", "RUNNING"))
+	a.Flush(ctx)
+	require.Equal(t, map[string]int{"srv-east": 1}, east.readCounts(), "the task's ECS service's Cloud Map service, in its pair")
+	require.Equal(t, map[string]int{"srv-west": 1}, west.readCounts())
+	require.Equal(t, []string{"srv-east-1:80", "srv-west-1:80"}, sink.got()[1])
+	cancel() // the later read is not awaited
+	a.wait()
 }

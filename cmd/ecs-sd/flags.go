@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -33,6 +34,7 @@ func registerFlags(app *kingpin.Application) *flags {
 		def.Log.Format, func(c *config.Config, v string) { c.Log.Format = v })
 	stringFlag(f, app, "aws.region", "AWS region. Env "+config.EnvAWSRegion+"; default: the SDK's chain.",
 		def.AWS.Region, func(c *config.Config, v string) { c.AWS.Region = v })
+	registerAccountFlags(f, app, def.AWS)
 	stringFlag(f, app, "aws.endpoint-url", "Endpoint for every AWS API (an emulator or a proxy). Env "+config.EnvAWSEndpointURL+".",
 		def.AWS.EndpointURL, func(c *config.Config, v string) { c.AWS.EndpointURL = v })
 	durationFlag(f, app, "aws.attempt-timeout", "Most time one attempt of an AWS call may take (connect, send, read the answer) before it is retried.",
@@ -100,6 +102,30 @@ func (f *flags) resolve(lookupEnv func(string) (string, bool)) (config.Config, e
 	}
 	err := cfg.Validate()
 	return cfg, err
+}
+
+// registerAccountFlags registers the flags of the accounts and regions to discover in.
+func registerAccountFlags(f *flags, app *kingpin.Application, def config.AWS) {
+	stringsFlag(f, app, "aws.discovery-region", "Region to discover in (repeatable); default: --aws.region. Every source runs in every (account, region) pair.",
+		def.Regions, func(c *config.Config, v []string) { c.AWS.Regions = v })
+	boolFlag(f, app, "aws.own-account", "Discover in the account of ecs-sd's own credentials.",
+		def.OwnAccount, func(c *config.Config, v bool) { c.AWS.OwnAccount = v })
+	var roleSet, idSet bool
+	roles := app.Flag("aws.account-role-arn", "IAM role to assume to discover in its account too (repeatable), e.g. arn:aws:iam::111111111111:role/ecs-sd-reader. Replaces the file's aws.accounts.").IsSetByUser(&roleSet).Strings()
+	externalID := app.Flag("aws.account-external-id", "External id sent when assuming each --aws.account-role-arn role (per-role ids: aws.accounts in the file).").IsSetByUser(&idSet).String()
+	f.applies = append(f.applies, func(c *config.Config) error {
+		switch {
+		case idSet && !roleSet:
+			return errors.New("--aws.account-external-id: applies to the roles of --aws.account-role-arn, and none is given")
+		case !roleSet:
+			return nil
+		}
+		c.AWS.Accounts = c.AWS.Accounts[:0:0]
+		for _, arn := range *roles {
+			c.AWS.Accounts = append(c.AWS.Accounts, config.Account{RoleARN: arn, ExternalID: *externalID})
+		}
+		return nil
+	})
 }
 
 // setting registers the application of one flag's value, when the user gave the flag.

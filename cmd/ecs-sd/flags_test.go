@@ -105,9 +105,42 @@ func TestAWSTimeoutAndConcurrencyFlags(t *testing.T) {
 	t.Parallel()
 	cfg, err := parse(t, []string{"--aws.attempt-timeout", "1s", "--aws.call-timeout", "2s", "--cloudmap.concurrency", "3"}, nil)
 	require.NoError(t, err)
-	require.Equal(t, config.AWS{AttemptTimeout: model.Duration(time.Second), CallTimeout: model.Duration(2 * time.Second)}, cfg.AWS)
+	require.Equal(t, config.AWS{OwnAccount: true, AttemptTimeout: model.Duration(time.Second), CallTimeout: model.Duration(2 * time.Second)}, cfg.AWS)
 	require.Equal(t, 3, cfg.CloudMap.Concurrency)
 
 	_, err = parse(t, []string{"--aws.call-timeout", "1s"}, nil)
 	require.EqualError(t, err, "aws attempt timeout 5s: must not exceed the call timeout 1s")
+}
+
+func TestAccountFlags(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ecs-sd.yml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+aws:
+  accounts: [{role_arn: "arn:aws:iam::333333333333:role/from-file", external_id: file-id}]
+`), 0o600))
+
+	cfg, err := parse(t, []string{"--config.file", file}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []config.Account{{RoleARN: "arn:aws:iam::333333333333:role/from-file", ExternalID: "file-id"}}, cfg.AWS.Accounts)
+	require.True(t, cfg.AWS.OwnAccount)
+
+	cfg, err = parse(t, []string{"--config.file", file,
+		"--aws.discovery-region", "us-east-1", "--aws.discovery-region", "eu-west-1",
+		"--aws.account-role-arn", "arn:aws:iam::111111111111:role/a", "--aws.account-role-arn", "arn:aws:iam::222222222222:role/b",
+		"--aws.account-external-id", "flag-id", "--no-aws.own-account"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"us-east-1", "eu-west-1"}, cfg.AWS.Regions)
+	require.Equal(t, []config.Account{
+		{RoleARN: "arn:aws:iam::111111111111:role/a", ExternalID: "flag-id"},
+		{RoleARN: "arn:aws:iam::222222222222:role/b", ExternalID: "flag-id"},
+	}, cfg.AWS.Accounts, "the flags replace the file's accounts")
+	require.False(t, cfg.AWS.OwnAccount)
+
+	_, err = parse(t, []string{"--aws.account-external-id", "x1"}, nil)
+	require.EqualError(t, err, "--aws.account-external-id: applies to the roles of --aws.account-role-arn, and none is given")
+	_, err = parse(t, []string{"--aws.account-role-arn", "arn:aws:iam::111111111111:root"}, nil)
+	require.EqualError(t, err, `aws accounts[0]: role arn "arn:aws:iam::111111111111:root": must be an IAM role ARN, arn:aws:iam::ACCOUNT_ID:role/NAME`)
+	_, err = parse(t, []string{"--aws.discovery-region", "mars-1"}, nil)
+	require.EqualError(t, err, `aws regions: "mars-1" is not a region name (like us-east-1)`)
 }

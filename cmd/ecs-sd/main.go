@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 
-	"github.com/ecs-sd/ecs-sd/internal/awsclient"
 	"github.com/ecs-sd/ecs-sd/internal/config"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
@@ -102,16 +101,10 @@ func newLogger(c config.Log) (*slog.Logger, error) {
 func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logger) error {
 	logger.Info("Starting ecs-sd", "version", version.Info(), "build_context", version.BuildContext())
 	reg := newRegistry()
-	awsCfg, err := awsclient.Load(ctx, awsclient.Options{
-		Region:         cfg.AWS.Region,
-		EndpointURL:    cfg.AWS.EndpointURL,
-		AttemptTimeout: time.Duration(cfg.AWS.AttemptTimeout),
-		CallTimeout:    time.Duration(cfg.AWS.CallTimeout),
-	}, awsclient.NewMetrics(reg))
-	if err != nil {
-		return configError{err}
-	}
-	var listeners []net.Listener
+	var (
+		listeners []net.Listener
+		err       error
+	)
 	if !once {
 		// Bound before any file is touched: a second ecs-sd given the same address stops here,
 		// with one error naming it, and leaves the first one's files alone.
@@ -120,8 +113,12 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		}
 		defer closeAll(listeners) // those a failed server did not serve; the others are closed already
 	}
-	metrics := refresh.NewMetrics(reg)
-	sources, err := newSources(cfg, awsCfg, metrics, reg, logger)
+	accs, err := newAccounts(ctx, cfg, once, reg, logger)
+	if err != nil {
+		return err
+	}
+	metrics := accs.refreshMetrics(reg)
+	sources, err := newSources(cfg, accs, metrics)
 	if err != nil {
 		return err
 	}
@@ -133,7 +130,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		Interval: time.Duration(cfg.RefreshInterval),
 		Sources:  sources,
 		Sinks:    sinks,
-		Jobs:     newJobs(cfg, awsCfg, reg, logger),
+		Jobs:     newJobs(cfg, accs.own, reg, logger),
 		Baseline: baseline,
 		Logger:   logger,
 		Metrics:  metrics,
@@ -144,7 +141,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		}
 		return nil
 	}
-	handler, err := routes(cfg.Web, targetsHandler, reg, loop.Ready)
+	handler, err := routes(cfg.Web, targetsHandler, reg, loop.Ready, loop.Pending)
 	if err != nil {
 		return err
 	}
@@ -152,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	if err := loop.Prime(ctx); err != nil {
 		return err
 	}
-	return serveAndRun(ctx, cfg.Web, listeners, handler, newRunner(cfg, awsCfg, loop, sources, reg, logger), logger)
+	return serveAndRun(ctx, cfg.Web, listeners, handler, newRunner(cfg, accs, loop, sources, reg, logger), logger)
 }
 
 // newRegistry returns the registry of ecs-sd's metrics, with the build, Go and process collectors.

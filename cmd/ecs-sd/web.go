@@ -23,7 +23,10 @@ import (
 // nil), /metrics, /-/healthy, /-/ready (503 until every source has had a discovery without
 // error: until then the list may hold an earlier run's targets, or lack those of a failing part)
 // and, at /, exporter-toolkit's landing page linking them.
-func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready func() bool) (http.Handler, error) {
+//
+// pending (may be nil) names the sources that have not succeeded yet (with their account and
+// region when there are several): the 503's body lists them, one a line.
+func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready func() bool, pending func() []string) (http.Handler, error) {
 	mux := http.NewServeMux()
 	var links []web.LandingLinks
 	if targets != nil {
@@ -36,7 +39,13 @@ func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "ecs-sd is not ready: not every source has had a discovery without error yet.", http.StatusServiceUnavailable)
+			msg := "ecs-sd is not ready: not every source has had a discovery without error yet."
+			if pending != nil {
+				if names := pending(); len(names) > 0 {
+					msg += " Waiting for:\n" + strings.Join(names, "\n")
+				}
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ecs-sd is ready.")

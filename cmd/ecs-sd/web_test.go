@@ -57,7 +57,7 @@ func TestRoutes(t *testing.T) {
 			}
 			var ready atomic.Bool
 			ready.Store(tc.ready)
-			handler, err := routes(wc, targets, newRegistry(), ready.Load)
+			handler, err := routes(wc, targets, newRegistry(), ready.Load, nil)
 			require.NoError(t, err)
 			srv := httptest.NewServer(handler)
 			defer srv.Close()

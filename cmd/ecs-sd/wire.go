@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -18,41 +17,40 @@ import (
 	"github.com/ecs-sd/ecs-sd/internal/httpsd"
 	"github.com/ecs-sd/ecs-sd/internal/promconfig"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
-	"github.com/ecs-sd/ecs-sd/internal/ssmparam"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
-// newSources returns the enabled sources: Cloud Map (its namespace list from the configuration or
-// from SSM, re-read every cycle) and the ECS API.
-func newSources(cfg config.Config, awsCfg aws.Config, metrics *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) ([]refresh.Source, error) {
+// newSources returns the enabled sources of every pair: Cloud Map (its namespace list from the
+// configuration or from the pair's SSM parameter, re-read every cycle) and the ECS API.
+func newSources(cfg config.Config, accs accounts, metrics *refresh.Metrics) ([]refresh.Source, error) {
 	var sources []refresh.Source
-	if cfg.CloudMap.Enabled {
-		namespaces := ssmparam.List(awsclient.SSM(awsCfg), cfg.CloudMap.NamespacesParameter)
-		if len(cfg.CloudMap.Namespaces) > 0 {
-			static := cfg.CloudMap.Namespaces
-			namespaces = func(context.Context) ([]string, error) { return static, nil }
+	for _, p := range accs.pairs {
+		if cfg.CloudMap.Enabled {
+			sources = append(sources, cloudmap.New(awsclient.CloudMap(p.aws), cloudmap.Options{
+				Namespaces:          namespacesOf(cfg.CloudMap, p, accs.several),
+				IncludeUnhealthy:    cfg.CloudMap.IncludeUnhealthy,
+				TagsRefreshInterval: time.Duration(cfg.CloudMap.TagsRefreshInterval),
+				Concurrency:         cfg.CloudMap.Concurrency,
+				Pair:                p.Pair,
+				Account:             p.account,
+				Logger:              p.logger.With("discovery", cloudmap.Name),
+				Metrics:             metrics,
+				Registerer:          p.reg,
+			}))
 		}
-		sources = append(sources, cloudmap.New(awsclient.CloudMap(awsCfg), cloudmap.Options{
-			Namespaces:          namespaces,
-			IncludeUnhealthy:    cfg.CloudMap.IncludeUnhealthy,
-			TagsRefreshInterval: time.Duration(cfg.CloudMap.TagsRefreshInterval),
-			Concurrency:         cfg.CloudMap.Concurrency,
-			Logger:              logger.With("discovery", cloudmap.Name),
-			Metrics:             metrics,
-			Registerer:          reg,
-		}))
-	}
-	if cfg.ECS.Enabled() {
-		src, err := ecs.New(awsclient.ECS(awsCfg), awsclient.EC2(awsCfg), cfg.ECS, ecs.Options{
-			Region:     awsCfg.Region,
-			Logger:     logger.With("discovery", ecs.Name),
-			Metrics:    metrics,
-			Registerer: reg,
-		})
-		if err != nil {
-			return nil, err
+		if cfg.ECS.Enabled() {
+			src, err := ecs.New(awsclient.ECS(p.aws), awsclient.EC2(p.aws), cfg.ECS, ecs.Options{
+				Pair:       p.Pair,
+				Account:    p.account,
+				Logger:     p.logger.With("discovery", ecs.Name),
+				Metrics:    metrics,
+				Registerer: p.reg,
+			})
+			if err != nil {
+				return nil, err
+			}
+			sources = append(sources, src)
 		}
-		sources = append(sources, src)
 	}
 	return sources, nil
 }

@@ -99,13 +99,16 @@ func (e *TimeoutError) Unwrap() error { return e.Err }
 // Timeout reports true: the error is a timeout, as net.Error has it.
 func (e *TimeoutError) Timeout() bool { return true }
 
+// callMiddlewareID names callMiddleware in the stack.
+const callMiddlewareID = "ecsSDCall"
+
 // callMiddleware wraps every call once, after the SDK has named its service and operation and
 // before the request is built, signed and sent (with retries): it bounds the call, retries
 // included, by timeout (when above 0) plus the call's long poll, and counts it, with its
 // retries, in m (when not nil).
 func callMiddleware(timeout time.Duration, m *Metrics) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ecsSDCall",
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc(callMiddlewareID,
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				callCtx, limit := ctx, timeout
 				if limit > 0 {

@@ -3,6 +3,7 @@ package awsclient
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -18,24 +19,44 @@ import (
 type Metrics struct {
 	calls   *prometheus.CounterVec
 	retries *prometheus.CounterVec
+	paired  bool // labelled by account and region too: see For
 }
 
 // NewMetrics creates the API-call counters and registers them with reg (when not nil).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func NewMetrics(reg prometheus.Registerer) *Metrics { return newMetrics(reg, nil) }
+
+// NewPairMetrics is NewMetrics for several (account, region) pairs: the counters are labelled by
+// account and region too, and each pair counts its calls in its own For.
+func NewPairMetrics(reg prometheus.Registerer) *Metrics {
+	return newMetrics(reg, []string{"account", "region"})
+}
+
+func newMetrics(reg prometheus.Registerer, pairLabels []string) *Metrics {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecs_sd_aws_api_calls_total",
 			Help: "AWS API operations called (after retries), by service, operation and outcome (success, error, throttled, timeout).",
-		}, []string{"service", "operation", "outcome"}),
+		}, append(slices.Clone(pairLabels), "service", "operation", "outcome")),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecs_sd_aws_api_retries_total",
 			Help: "Failed attempts of AWS API calls that were retried, by service, operation and error code (the AWS error code, or timeout, connection, http_<status>).",
-		}, []string{"service", "operation", "code"}),
+		}, append(slices.Clone(pairLabels), "service", "operation", "code")),
+		paired: pairLabels != nil,
 	}
 	if reg != nil {
 		reg.MustRegister(m.calls, m.retries)
 	}
 	return m
+}
+
+// For returns the metrics of the calls made in one account and region: m itself unless m is
+// labelled by pair (NewPairMetrics).
+func (m *Metrics) For(account, region string) *Metrics {
+	if m == nil || !m.paired {
+		return m
+	}
+	l := prometheus.Labels{"account": account, "region": region}
+	return &Metrics{calls: m.calls.MustCurryWith(l), retries: m.retries.MustCurryWith(l)}
 }
 
 // Calls returns the call counter, for tests and benchmarks that count calls per operation.

@@ -16,6 +16,9 @@ import (
 func (s *Source) serviceTargets(ctx context.Context, ns namespace, svc service, insts []instance, last []*targets.Group) []*targets.Group {
 	slices.SortStableFunc(insts, func(a, b instance) int { return strings.Compare(a.ID, b.ID) })
 	b := newBuilder(ns, svc, s.opts.IncludeUnhealthy)
+	pair := s.place.Pair()
+	b.lb.Set(b.base, targets.LabelAccountID, pair.Account)
+	b.lb.Set(b.base, targets.LabelRegion, pair.Region)
 	var (
 		groups []*targets.Group
 		skips  []refresh.Skip

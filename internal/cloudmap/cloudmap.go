@@ -84,7 +84,14 @@ type Options struct {
 	// Concurrency caps the Cloud Map calls in flight about namespaces and services, across every
 	// namespace (default 8).
 	Concurrency int
-	Logger      *slog.Logger
+	// Pair is the account and region the source discovers in: every target is labelled with
+	// them (targets.LabelAccountID, targets.LabelRegion, when set), and so are the source's
+	// shared metrics when they are labelled by pair.
+	Pair refresh.Pair
+	// Account, when Pair has no account, reads it (ecs-sd's own account id, from STS): at the
+	// start of the first discoveries, until it can (see refresh.Place).
+	Account func(context.Context) (string, error)
+	Logger  *slog.Logger
 	// Metrics are the metrics every source shares; Registerer receives the source's own.
 	Metrics    *refresh.Metrics
 	Registerer prometheus.Registerer
@@ -96,6 +103,7 @@ type Options struct {
 type Source struct {
 	api   API
 	opts  Options
+	place *refresh.Place
 	slots chan struct{}      // one per call in flight: Concurrency
 	gets  singleflight.Group // GetService calls in flight, by service id
 
@@ -135,20 +143,29 @@ func New(api API, opts Options) *Source {
 	return &Source{
 		api:        api,
 		opts:       opts,
+		place:      refresh.NewPlace(opts.Pair, opts.Account),
 		slots:      make(chan struct{}, opts.Concurrency),
 		entryNS:    map[string][]namespace{},
 		nsServices: map[string][]string{},
 		services:   map[string]*serviceState{},
 		byECS:      map[ecsService][]string{},
-		metrics:    newMetrics(opts.Metrics, opts.Registerer, opts.Logger),
+		metrics:    newMetrics(opts.Metrics, opts.Pair, opts.Registerer, opts.Logger),
 	}
 }
 
 // Name implements refresh.Source.
 func (s *Source) Name() string { return Name }
 
+// Pair implements refresh.Paired: the pair as configured, whose account is empty when it is read
+// by the first discovery (refresh.Place): the loop's key of the source never changes. Targets
+// carry the account once read.
+func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
+
 // Discover implements refresh.Source.
 func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
+	if _, err := s.place.Resolve(ctx); err != nil {
+		return nil, err
+	}
 	var errs []error
 	entries, err := s.opts.Namespaces(ctx)
 	if err != nil {

@@ -468,7 +468,7 @@ func TestSkipsLoggedWhenTheyChange(t *testing.T) {
 	logger, lines := jsonLogs()
 	e := newTestEnv(t, "one")
 	e.src.opts.Logger = logger
-	e.src.metrics = newMetrics(nil, nil, logger)
+	e.src.metrics = newMetrics(nil, refresh.Pair{}, nil, logger)
 	e.api.addNamespace("ns-1", "one", types.NamespaceTypeHttp)
 	e.api.addService("ns-1", "srv-1", "web", map[string]string{"METRICS_PORT": "3000"})
 	e.api.addInstance("srv-1", "good", ecsAttrs("10.0.0.1"), types.HealthStatusHealthy)

@@ -18,9 +18,9 @@ type metrics struct {
 	unresolved   *prometheus.GaugeVec
 }
 
-func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) *metrics {
+func newMetrics(shared *refresh.Metrics, pair refresh.Pair, reg prometheus.Registerer, logger *slog.Logger) *metrics {
 	m := &metrics{
-		skips: shared.Skips(Name, logger, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath,
+		skips: shared.Skips(Name, pair, logger, reasonUnhealthy, reasonNoIP, reasonBadIP, reasonBadPort, reasonBadPath,
 			targets.ReasonBadScheme, targets.ReasonBadScrapeInterval, targets.ReasonBadScrapeTimeout),
 		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_cloudmap_targets",

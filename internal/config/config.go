@@ -46,8 +46,16 @@ type Log struct {
 // AWS call: AttemptTimeout one attempt (connect, send, read the answer), after which the attempt
 // is retried; CallTimeout the whole call with its retries and back-off, after which it fails and
 // the discovery keeps the last targets of what it was about.
+//
+// Every enabled source discovers in every (account, region) pair: the accounts are ecs-sd's own
+// (OwnAccount, the default) and those of the Accounts' roles; the regions are Regions, or else
+// Region. Region is also that of ecs-sd's own calls (the events queue, the Prometheus
+// configuration parameter).
 type AWS struct {
 	Region         string         `yaml:"region"`
+	Regions        []string       `yaml:"regions"`
+	Accounts       []Account      `yaml:"accounts"`
+	OwnAccount     bool           `yaml:"own_account"`
 	EndpointURL    string         `yaml:"endpoint_url"`
 	AttemptTimeout model.Duration `yaml:"attempt_timeout"`
 	CallTimeout    model.Duration `yaml:"call_timeout"`
@@ -133,7 +141,7 @@ func Default() Config {
 	return Config{
 		RefreshInterval: model.Duration(defaultRefreshIntervalSec * time.Second),
 		Log:             Log{Level: "info", Format: "logfmt"},
-		AWS:             AWS{AttemptTimeout: model.Duration(5 * time.Second), CallTimeout: model.Duration(10 * time.Second)},
+		AWS:             AWS{OwnAccount: true, AttemptTimeout: model.Duration(5 * time.Second), CallTimeout: model.Duration(10 * time.Second)},
 		Output:          Output{Dir: "/etc/config", FileName: "ecs-services.json", FileSD: true, HTTPSD: true},
 		Web:             Web{ListenAddresses: []string{":9001"}, TargetsPath: "/prometheus-targets"},
 		CloudMap: CloudMap{
@@ -258,7 +266,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("aws endpoint url %q: must be an absolute URL", c.AWS.EndpointURL))
 		}
 	}
-	errs = append(errs, c.AWS.validateTimeouts())
+	errs = append(errs, c.AWS.validateTimeouts(), c.AWS.validateAccounts())
 	if c.ECS.Enabled() {
 		errs = append(errs, c.ECS.Validate())
 	}

@@ -264,6 +264,6 @@ func TestAWSTimeouts(t *testing.T) {
 	c = Default()
 	require.NoError(t, c.LoadFile(path))
 	require.NoError(t, c.Validate())
-	require.Equal(t, AWS{AttemptTimeout: model.Duration(2 * time.Second), CallTimeout: model.Duration(3 * time.Second)}, c.AWS)
+	require.Equal(t, AWS{OwnAccount: true, AttemptTimeout: model.Duration(2 * time.Second), CallTimeout: model.Duration(3 * time.Second)}, c.AWS)
 	require.Equal(t, 16, c.CloudMap.Concurrency)
 }

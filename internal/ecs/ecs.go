@@ -76,9 +76,14 @@ const (
 
 // Options are what the source needs beside its Config.
 type Options struct {
-	// Region is the AWS region, for the __meta_ecs_region label.
-	Region string
-	Logger *slog.Logger
+	// Pair is the account and region the source discovers in: every target is labelled with
+	// them (targets.LabelAccountID, targets.LabelRegion and __meta_ecs_region, when set), and so
+	// are the source's shared metrics when they are labelled by pair.
+	Pair refresh.Pair
+	// Account, when Pair has no account, reads it (ecs-sd's own account id, from STS): at the
+	// start of the first discoveries, until it can (see refresh.Place).
+	Account func(context.Context) (string, error)
+	Logger  *slog.Logger
 	// Metrics are the metrics every source shares; Registerer receives the source's own.
 	Metrics    *refresh.Metrics
 	Registerer prometheus.Registerer
@@ -92,6 +97,7 @@ type Source struct {
 	ec2    EC2API
 	cfg    Config
 	opts   Options
+	place  *refresh.Place
 	rules  compiledRules
 	limits *limits
 
@@ -150,6 +156,7 @@ func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error
 	s := &Source{
 		cfg:         cfg,
 		opts:        opts,
+		place:       refresh.NewPlace(opts.Pair, opts.Account),
 		rules:       *cfg.rules,
 		clusters:    map[string]*clusterState{},
 		clusterInfo: map[string]*cached[clusterInfo]{},
@@ -157,7 +164,7 @@ func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error
 		ciEC2:       map[string]*cached[string]{},
 		instances:   map[string]*cached[ec2Instance]{},
 		services:    map[serviceKey]*cached[serviceInfo]{},
-		metrics:     newMetrics(opts.Metrics, opts.Registerer, opts.Logger),
+		metrics:     newMetrics(opts.Metrics, opts.Pair, opts.Registerer, opts.Logger),
 	}
 	s.limits = newLimits(cfg.API, s.wait)
 	s.ecs = limitedECS{api: ecsAPI, l: s.limits}
@@ -167,6 +174,11 @@ func New(ecsAPI ECSAPI, ec2API EC2API, cfg Config, opts Options) (*Source, error
 
 // Name implements refresh.Source.
 func (s *Source) Name() string { return Name }
+
+// Pair implements refresh.Paired: the pair as configured, whose account is empty when it is read
+// by the first discovery (refresh.Place): the loop's key of the source never changes. Targets
+// carry the account once read.
+func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
 
 // clusterRun is one cluster's share of a cycle.
 type clusterRun struct {
@@ -181,6 +193,9 @@ type clusterRun struct {
 func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, err := s.place.Resolve(ctx); err != nil {
+		return nil, err
+	}
 	s.limits.takeCalls()
 	defer s.publishCalls()
 	now := s.opts.now()
@@ -654,7 +669,7 @@ func ecsTags(tags []awstypes.Tag) map[string]string {
 
 // facts gathers what a task's targets are made of; missing names what could not be read.
 func (s *Source) facts(cluster string, t *awstypes.Task) (f taskFacts, missing string) {
-	f = taskFacts{task: t, region: s.opts.Region, service: serviceOf(aws.ToString(t.Group))}
+	f = taskFacts{task: t, pair: s.place.Pair(), service: serviceOf(aws.ToString(t.Group))}
 	var ok bool
 	if f.def, ok = s.taskDefs[aws.ToString(t.TaskDefinitionArn)]; !ok {
 		return f, "task definition " + aws.ToString(t.TaskDefinitionArn)

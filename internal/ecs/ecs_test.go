@@ -68,7 +68,7 @@ func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{aws: newFakeAWS(), reg: prometheus.NewRegistry(), now: time.Unix(1_700_000_000, 0)}
 	src, err := New(e.aws, e.aws, testConfig(t, []string{"prod"}, mutate), Options{
-		Region:     fakeRegion,
+		Pair:       refresh.Pair{Account: fakeAccount, Region: fakeRegion},
 		Registerer: e.reg,
 		now:        func() time.Time { return e.now },
 	})
@@ -287,8 +287,9 @@ func TestLabels(t *testing.T) {
 		TagTaskLabelPrefix + "version": "1.2", TagEC2LabelPrefix + "Name": "node-i-0abc",
 		LabelContainerName: "app", LabelContainerImage: "app:1", LabelContainerPort: "8080", LabelContainerPortName: "metrics",
 		ContainerLabelLabelPrefix + "PROMETHEUS_EXPORTER_PORT": "8080", ContainerLabelLabelPrefix + "com_example_tier": "front",
-		LabelRules:          ",docker_labels,port_names,",
-		targets.LabelSource: ",ecs,", // set by the source, so the merge need not copy the labels
+		LabelRules:             ",docker_labels,port_names,",
+		targets.LabelSource:    ",ecs,", // set by the source, so the merge need not copy the labels
+		targets.LabelAccountID: fakeAccount, targets.LabelRegion: fakeRegion,
 	}
 	got := map[string]string{}
 	for k, v := range g.Labels {

@@ -122,7 +122,7 @@ type taskFacts struct {
 	svc      *serviceInfo // nil for a standalone task
 	ec2ID    string       // of the container instance; "" on Fargate
 	instance *ec2Instance // nil on Fargate
-	region   string
+	pair     refresh.Pair // account and region
 }
 
 // sourceValue is the value of targets.LabelSource on every target of the source.
@@ -412,7 +412,9 @@ func (l *labeler) baseLabels(f taskFacts, mode, ip, subnet string) model.LabelSe
 		{LabelNetworkMode, mode},
 		{LabelPlatformFamily, aws.ToString(t.PlatformFamily)},
 		{LabelPlatformVersion, aws.ToString(t.PlatformVersion)},
-		{LabelRegion, f.region},
+		{LabelRegion, f.pair.Region},
+		{targets.LabelAccountID, f.pair.Account},
+		{targets.LabelRegion, f.pair.Region},
 		{LabelEC2InstanceID, f.ec2ID},
 		{LabelContainerInstanceARN, aws.ToString(t.ContainerInstanceArn)},
 	} {

@@ -21,9 +21,9 @@ type metrics struct {
 	wait         *prometheus.CounterVec
 }
 
-func newMetrics(shared *refresh.Metrics, reg prometheus.Registerer, logger *slog.Logger) *metrics {
+func newMetrics(shared *refresh.Metrics, pair refresh.Pair, reg prometheus.Registerer, logger *slog.Logger) *metrics {
 	m := &metrics{
-		skips: shared.Skips(Name, logger, skipReasons...),
+		skips: shared.Skips(Name, pair, logger, skipReasons...),
 		targetsGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecs_sd_ecs_targets",
 			Help: "Targets discovered in an ECS cluster.",

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecs-sd/ecs-sd/internal/awsclient"
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 	"github.com/ecs-sd/ecs-sd/internal/targets"
 )
 
@@ -84,7 +85,7 @@ func (e *motoEnv) source(t testing.TB, clusters []string, mutate func(*Config)) 
 		if mutate != nil {
 			mutate(c)
 		}
-	}), Options{Region: testenv.Region, Registerer: prometheus.NewRegistry()})
+	}), Options{Pair: refresh.Pair{Region: testenv.Region}, Registerer: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	return src
 }

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -59,10 +60,11 @@ type Handler interface {
 	// ARN: any status, RUNNING, desired STOPPED and STOPPED among them; the handler decides.
 	// The task is as DescribeTasks returns it (see ParseTask), with what the event holds: AWS
 	// documents that it lacks the task's health status, and tags come only when it has them.
-	TaskChanged(ctx context.Context, task ecstypes.Task)
+	TaskChanged(ctx context.Context, pair refresh.Pair, task ecstypes.Task)
 	// CloudMapServiceChanged says that an instance of the Cloud Map service was registered or
-	// deregistered; a service is named once per batch.
-	CloudMapServiceChanged(ctx context.Context, serviceID string)
+	// deregistered; a service is named once per batch. pair is the event's account and region
+	// (Event.Pair), in both calls.
+	CloudMapServiceChanged(ctx context.Context, pair refresh.Pair, serviceID string)
 	// Flush ends a batch: the handler publishes its outputs once.
 	Flush(ctx context.Context)
 }
@@ -77,6 +79,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Registerer registers the consumer's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// Pairs are the accounts and regions whose events are handed on; the events of others are
+	// ignored (ReasonUnknownPair). nil: every event, whatever its account and region.
+	Pairs []refresh.Pair
 }
 
 // Consumer receives events from the queue and hands them to a Handler.
@@ -88,6 +93,7 @@ type Consumer struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	versions *versions
+	pairs    []refresh.Pair // nil: every pair
 
 	backoffInitial, backoffMax time.Duration
 	now                        func() time.Time
@@ -103,6 +109,7 @@ func New(client SQS, handler Handler, opts Options) *Consumer {
 		logger:         refresh.LoggerOrDiscard(opts.Logger),
 		metrics:        newMetrics(opts.Registerer),
 		versions:       newVersions(DefaultStoppedRetention, DefaultIdleRetention),
+		pairs:          opts.Pairs,
 		backoffInitial: DefaultBackoffInitial,
 		backoffMax:     DefaultBackoffMax,
 		now:            time.Now,
@@ -220,9 +227,9 @@ func (c *Consumer) apply(ctx context.Context, batch []sqstypes.Message) {
 				c.stale(ctx, ch.messageID, ev)
 				continue
 			}
-			c.handler.TaskChanged(ctx, t)
+			c.handler.TaskChanged(ctx, ev.Pair, t)
 		} else {
-			c.handler.CloudMapServiceChanged(ctx, ev.CloudMap.ServiceID)
+			c.handler.CloudMapServiceChanged(ctx, ev.Pair, ev.CloudMap.ServiceID)
 		}
 		applied = append(applied, ch.arrived...)
 	}
@@ -250,6 +257,9 @@ func (c *Consumer) collect(ctx context.Context, batch []sqstypes.Message) []*cha
 		id := aws.ToString(msg.MessageId)
 		ev, err := Parse([]byte(aws.ToString(msg.Body)))
 		c.metrics.received.WithLabelValues(ev.Type).Inc()
+		if err == nil && c.pairs != nil && !slices.Contains(c.pairs, ev.Pair) {
+			err = ignored(ReasonUnknownPair, "account %q, region %q: not discovered", ev.Pair.Account, ev.Pair.Region)
+		}
 		if err != nil {
 			c.ignore(ctx, id, ev, err)
 			continue
@@ -257,7 +267,7 @@ func (c *Consumer) collect(ctx context.Context, batch []sqstypes.Message) []*cha
 		arrived := c.arrival(msg, ev)
 		key, seen := aws.ToString(ev.Task.TaskArn), tasks
 		if ev.Type == TypeCloudMap {
-			key, seen = ev.CloudMap.ServiceID, services
+			key, seen = ev.Pair.String()+"/"+ev.CloudMap.ServiceID, services
 		}
 		prev, ok := seen[key]
 		switch {

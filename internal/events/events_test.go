@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ecs-sd/ecs-sd/internal/harness/testenv"
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
 const (
@@ -382,6 +383,7 @@ ecs_sd_events_ignored_total{reason="malformed"} 0
 ecs_sd_events_ignored_total{reason="stale"} 0
 ecs_sd_events_ignored_total{reason="unknown_detail_type"} 0
 ecs_sd_events_ignored_total{reason="unknown_operation"} 0
+ecs_sd_events_ignored_total{reason="unknown_pair"} 0
 ecs_sd_events_ignored_total{reason="unknown_source"} 0
 # HELP ecs_sd_events_receive_errors_total Failed receives from the events queue (each is retried after a back-off).
 # TYPE ecs_sd_events_receive_errors_total counter
@@ -395,4 +397,28 @@ ecs_sd_events_received_total{type="other"} 0
 	n, err := testutil.GatherAndCount(reg, "ecs_sd_event_latency_seconds")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+}
+
+// TestEventsOfOtherPairsAreIgnored: with Pairs set, an event is handed on with its envelope's
+// account and region when they are among them, and ignored (unknown_pair) otherwise.
+func TestEventsOfOtherPairsAreIgnored(t *testing.T) {
+	known := refresh.Pair{Account: "111122223333", Region: "eu-west-1"}
+	h := startConsumer(t, 50*time.Millisecond, func(h *harness) {
+		h.c.pairs = []refresh.Pair{known, {Account: "444455556666", Region: "us-east-1"}}
+		h.sqs.send(taskEvent(1, 3, "RUNNING"), time.Now())
+		h.sqs.send(strings.Replace(taskEvent(2, 3, "RUNNING"), `"account":"111122223333"`, `"account":"999999999999"`, 1), time.Now())
+		h.sqs.send(strings.Replace(cloudMapEvent(OpRegisterInstance, "srv-a", "t1"), `"region":"eu-west-1"`, `"region":"us-east-1"`, 1), time.Now())
+		h.sqs.send(cloudMapEvent(OpRegisterInstance, "srv-b", "t2"), time.Now())
+	})
+	h.waitFlushes(t, 1)
+	h.waitDeleted(t, 4)
+	require.Equal(t, []call{
+		{Method: "TaskChanged", Task: taskARN(1), Version: 3, Status: "RUNNING"},
+		{Method: "CloudMapServiceChanged", Service: "srv-b"},
+		{Method: "Flush"},
+	}, h.handler.recorded())
+	h.handler.mu.Lock()
+	require.Equal(t, []refresh.Pair{known, known}, h.handler.pairs)
+	h.handler.mu.Unlock()
+	require.Equal(t, 2.0, h.ignored(ReasonUnknownPair))
 }

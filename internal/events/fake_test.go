@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.uber.org/goleak"
+
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
 // TestMain checks that no test leaves a goroutine behind. The SDK's idle HTTP connections of the
@@ -171,6 +173,7 @@ type recordingHandler struct {
 	mu      sync.Mutex
 	calls   []call
 	tasks   map[string]ecstypes.Task // the last task handed on, by ARN
+	pairs   []refresh.Pair           // the pair of each TaskChanged and CloudMapServiceChanged
 	flushes chan struct{}
 }
 
@@ -178,17 +181,19 @@ func newRecordingHandler() *recordingHandler {
 	return &recordingHandler{tasks: map[string]ecstypes.Task{}, flushes: make(chan struct{}, 1000)}
 }
 
-func (h *recordingHandler) TaskChanged(_ context.Context, task ecstypes.Task) {
+func (h *recordingHandler) TaskChanged(_ context.Context, pair refresh.Pair, task ecstypes.Task) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.pairs = append(h.pairs, pair)
 	arn := aws.ToString(task.TaskArn)
 	h.tasks[arn] = task
 	h.calls = append(h.calls, call{Method: "TaskChanged", Task: arn, Version: task.Version, Status: aws.ToString(task.LastStatus)})
 }
 
-func (h *recordingHandler) CloudMapServiceChanged(_ context.Context, serviceID string) {
+func (h *recordingHandler) CloudMapServiceChanged(_ context.Context, pair refresh.Pair, serviceID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.pairs = append(h.pairs, pair)
 	h.calls = append(h.calls, call{Method: "CloudMapServiceChanged", Service: serviceID})
 }
 

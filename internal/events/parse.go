@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
 
 // Event types: the type label of ecs_sd_events_received_total.
@@ -29,10 +31,11 @@ const (
 	ReasonUnknownOperation  = "unknown_operation"   // a Cloud Map call other than RegisterInstance and DeregisterInstance
 	ReasonFailedCall        = "failed_call"         // a Cloud Map call that failed (errorCode set): it changed nothing
 	ReasonStale             = "stale"               // a task event no newer than one already applied
+	ReasonUnknownPair       = "unknown_pair"        // an event of an account and region ecs-sd does not discover in
 )
 
 // reasons lists every reason, for the metric's series at 0.
-var reasons = []string{ReasonMalformed, ReasonUnknownSource, ReasonUnknownDetailType, ReasonUnknownOperation, ReasonFailedCall, ReasonStale}
+var reasons = []string{ReasonMalformed, ReasonUnknownSource, ReasonUnknownDetailType, ReasonUnknownOperation, ReasonFailedCall, ReasonStale, ReasonUnknownPair}
 
 // What EventBridge writes into the envelope of the events ecs-sd uses.
 const (
@@ -57,6 +60,9 @@ type Event struct {
 	ID   string    // the envelope's id
 	Type string    // TypeTask or TypeCloudMap
 	Time time.Time // the envelope's time: when the change happened (zero if absent)
+	// Pair is the account and region of the change, the envelope's "account" and "region"
+	// (empty when absent).
+	Pair refresh.Pair
 	// Task is the task of a TypeTask event, as DescribeTasks would return it (see ParseTask).
 	Task ecstypes.Task
 	// CloudMap is the call of a TypeCloudMap event.
@@ -85,9 +91,11 @@ func ignored(reason, format string, args ...any) *IgnoredError {
 }
 
 // envelope is the part ecs-sd reads of an EventBridge event as EventBridge writes it to an SQS
-// queue ("version", "account", "region" and "resources" are not needed).
+// queue ("version" and "resources" are not needed).
 type envelope struct {
 	ID         string          `json:"id"`
+	Account    string          `json:"account"`
+	Region     string          `json:"region"`
 	DetailType string          `json:"detail-type"`
 	Source     string          `json:"source"`
 	Time       string          `json:"time"`
@@ -113,7 +121,7 @@ func Parse(body []byte) (Event, error) {
 	if err := json.Unmarshal(body, &env); err != nil {
 		return Event{Type: TypeOther}, ignored(ReasonMalformed, "not an EventBridge envelope: %w", err)
 	}
-	ev := Event{ID: env.ID, Type: TypeOther}
+	ev := Event{ID: env.ID, Type: TypeOther, Pair: refresh.Pair{Account: env.Account, Region: env.Region}}
 	if t, err := time.Parse(time.RFC3339, env.Time); err == nil {
 		ev.Time = t
 	}

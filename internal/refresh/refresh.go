@@ -12,12 +12,14 @@
 package refresh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +32,8 @@ import (
 // the targets it could still vouch for (including its last-known targets for the failed part) and
 // a non-nil error; when nothing could be discovered it returns nil groups and an error, and the
 // loop keeps the source's previous targets. The loop never runs two discoveries of a source at
-// once.
+// once. Sources of one name (the same source in several AWS accounts and regions) are told apart
+// by their Pair (Paired); their targets are merged under that name.
 type Source interface {
 	Name() string
 	Discover(ctx context.Context) ([]*targets.Group, error)
@@ -109,10 +112,10 @@ type Loop struct {
 	opts Options
 
 	mu        sync.Mutex
-	last      map[string][]*targets.Group // per source, the last groups it returned
-	succeeded map[string]bool             // sources that had a discovery without error
-	ready     bool                        // complete: every source has succeeded once
-	wake      chan struct{}               // Wake's asks, merged: one pending at most
+	last      map[sourceKey][]*targets.Group // per source, the last groups it returned
+	succeeded map[sourceKey]bool             // sources that had a discovery without error
+	ready     bool                           // complete: every source has succeeded once
+	wake      chan struct{}                  // Wake's asks, merged: one pending at most
 
 	// The baseline, until the list is complete: read by earlier (nil once read), then held as
 	// base, sorted and compressed only (no groups; zero when it is empty); read says it was read
@@ -145,8 +148,8 @@ func New(opts Options) *Loop {
 	opts.Metrics.initLabels(opts)
 	return &Loop{
 		opts:      opts,
-		last:      map[string][]*targets.Group{},
-		succeeded: map[string]bool{},
+		last:      map[sourceKey][]*targets.Group{},
+		succeeded: map[sourceKey]bool{},
 		earlier:   opts.Baseline,
 		wake:      make(chan struct{}, 1),
 		metrics:   opts.Metrics,
@@ -170,7 +173,7 @@ func (l *Loop) Wake() {
 // targets did not change. It returns the sinks' errors (logged and counted).
 func (l *Loop) Publish(ctx context.Context, src Applier) []error {
 	l.mu.Lock()
-	changed := l.holdLocked(src.Name(), src.Current())
+	changed := l.holdLocked(keyOf(src), src.Current())
 	l.mu.Unlock()
 	if !changed {
 		return nil
@@ -185,6 +188,21 @@ func (l *Loop) Ready() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ready
+}
+
+// Pending names the sources that have not had a discovery without error since start, sorted:
+// "ecs", or with pairs "cloudmap in 111111111111/eu-west-1". Empty once the list is complete.
+func (l *Loop) Pending() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.opts.Sources {
+		if k := keyOf(s); !l.succeeded[k] {
+			out = append(out, k.String())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Prime gives every sink the baseline (an empty list when there is none), before the first
@@ -390,7 +408,7 @@ func (l *Loop) progress(ctx context.Context, tasks []task) {
 		if !ok || !t.running {
 			continue
 		}
-		if groups, ok := p.Progress(); ok && l.hold(p.Name(), groups) {
+		if groups, ok := p.Progress(); ok && l.hold(keyOf(p), groups) {
 			changed = true
 		}
 	}
@@ -433,7 +451,7 @@ func (l *Loop) discover(ctx context.Context, s Source) result {
 	defer cancel()
 	start := time.Now()
 	groups, err := s.Discover(ctx)
-	l.metrics.duration.WithLabelValues(s.Name()).Observe(time.Since(start).Seconds())
+	l.metrics.duration.WithLabelValues(l.metrics.values(keyOf(s))...).Observe(time.Since(start).Seconds())
 	return result{groups, err}
 }
 
@@ -449,10 +467,12 @@ func (l *Loop) runJob(ctx context.Context, j Job) error {
 	return nil
 }
 
-// store takes in the result of a discovery by the source name: its groups become the source's
-// targets unless it failed outright. A failure is logged and counted, and returned.
+// store takes in the result of a discovery by the source s: its groups become the source's
+// targets unless it failed outright. A failure is logged (with the source's pair) and counted,
+// and returned.
 func (l *Loop) store(s Source, r result) error {
-	name := s.Name()
+	key := keyOf(s)
+	name, values := key.name, l.metrics.values(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if a, ok := s.(Applier); ok && r.groups != nil {
@@ -460,42 +480,43 @@ func (l *Loop) store(s Source, r result) error {
 	}
 	switch {
 	case r.err == nil:
-		l.last[name] = r.groups
-		l.succeeded[name] = true
-		l.metrics.lastSuccess.WithLabelValues(name).SetToCurrentTime()
-		l.metrics.consecutive.WithLabelValues(name).Set(0)
+		l.last[key] = r.groups
+		l.succeeded[key] = true
+		l.metrics.lastSuccess.WithLabelValues(values...).SetToCurrentTime()
+		l.metrics.consecutive.WithLabelValues(values...).Set(0)
 	case r.groups != nil:
-		l.last[name] = r.groups
+		l.last[key] = r.groups
 	}
-	l.metrics.targets.WithLabelValues(name).Set(float64(len(l.last[name])))
+	l.metrics.targets.WithLabelValues(values...).Set(float64(len(l.last[key])))
 	if r.err == nil {
 		return nil
 	}
-	l.metrics.failures.WithLabelValues(name).Inc()
-	l.metrics.consecutive.WithLabelValues(name).Inc()
+	l.metrics.failures.WithLabelValues(values...).Inc()
+	l.metrics.consecutive.WithLabelValues(values...).Inc()
+	logger := key.pair.Logger(l.opts.Logger)
 	if r.groups != nil {
-		l.opts.Logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
+		logger.Warn("Discovery failed in part; keeping last-known targets for the failed part", "discovery", name, "targets", len(r.groups), "err", r.err)
 	} else {
-		l.opts.Logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[name]), "err", r.err)
+		logger.Error("Discovery failed; keeping previous targets", "discovery", name, "targets", len(l.last[key]), "err", r.err)
 	}
-	return fmt.Errorf("source %s: %w", name, r.err)
+	return fmt.Errorf("source %s: %w", key, r.err)
 }
 
-// hold takes in what the running discovery of the source name holds (Progressive), and reports
+// hold takes in what the running discovery of the source key holds (Progressive), and reports
 // whether it differs from the source's targets, group by group.
-func (l *Loop) hold(name string, groups []*targets.Group) bool {
+func (l *Loop) hold(key sourceKey, groups []*targets.Group) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.holdLocked(name, groups)
+	return l.holdLocked(key, groups)
 }
 
 // holdLocked is hold with l.mu held.
-func (l *Loop) holdLocked(name string, groups []*targets.Group) bool {
-	if slices.Equal(groups, l.last[name]) {
+func (l *Loop) holdLocked(key sourceKey, groups []*targets.Group) bool {
+	if slices.Equal(groups, l.last[key]) {
 		return false
 	}
-	l.last[name] = groups
-	l.metrics.targets.WithLabelValues(name).Set(float64(len(groups)))
+	l.last[key] = groups
+	l.metrics.targets.WithLabelValues(l.metrics.values(key)...).Set(float64(len(groups)))
 	return true
 }
 
@@ -505,7 +526,7 @@ func (l *Loop) holdLocked(name string, groups []*targets.Group) bool {
 func (l *Loop) update(ctx context.Context) []error {
 	l.mu.Lock()
 	complete := len(l.succeeded) == len(l.opts.Sources)
-	bySource := maps.Clone(l.last)
+	bySource := byName(l.last)
 	l.mu.Unlock()
 
 	merged := targets.Merge(bySource)
@@ -532,6 +553,23 @@ func (l *Loop) update(ctx context.Context) []error {
 	}
 	l.kept = max(kept, 0)
 	return errs
+}
+
+// byName returns the targets of every source by source name: those of the sources of one name in
+// several pairs together, pair by pair in order.
+func byName(last map[sourceKey][]*targets.Group) map[string][]*targets.Group {
+	out := make(map[string][]*targets.Group, len(last))
+	keys := slices.SortedFunc(maps.Keys(last), func(a, b sourceKey) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.pair.Account, b.pair.Account), strings.Compare(a.pair.Region, b.pair.Region))
+	})
+	for _, k := range keys {
+		if out[k.name] == nil {
+			out[k.name] = last[k] // one pair: no copy
+			continue
+		}
+		out[k.name] = append(slices.Clip(out[k.name]), last[k]...)
+	}
+	return out
 }
 
 // snapshot returns the sorted and rendered list of groups: the last one, not rendered again, when

@@ -65,16 +65,16 @@ type change struct {
 	quiet   bool // every change of the group is quiet
 }
 
-// Skips returns source's tracker of skipped items; logger receives its log lines, reasons start
-// at 0 in the metrics. A nil *Metrics gives unregistered metrics (tests).
-func (m *Metrics) Skips(source string, logger *slog.Logger, reasons ...string) *Skips {
+// Skips returns the tracker of skipped items of source in pair; logger receives its log lines,
+// reasons start at 0 in the metrics. A nil *Metrics gives unregistered metrics (tests).
+func (m *Metrics) Skips(source string, pair Pair, logger *slog.Logger, reasons ...string) *Skips {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
 	s := &Skips{
 		logger:  LoggerOrDiscard(logger),
-		current: m.skippedNow.MustCurryWith(prometheus.Labels{"source": source}),
-		events:  m.skipped.MustCurryWith(prometheus.Labels{"source": source}),
+		current: m.skippedNow.MustCurryWith(m.labels(sourceKey{source, pair})),
+		events:  m.skipped.MustCurryWith(m.labels(sourceKey{source, pair})),
 		scopes:  map[string]*scope{},
 		counts:  map[string]int{},
 		newly:   map[string]int{},

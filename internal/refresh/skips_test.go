@@ -36,7 +36,7 @@ func TestSkipsLogChangesOnly(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	s := m.Skips("cloudmap", logger, "bad_port", "no_ip", "unhealthy")
+	s := m.Skips("cloudmap", Pair{}, logger, "bad_port", "no_ip", "unhealthy")
 	ctx := context.Background()
 	keepAll := func(string) bool { return true }
 	gauge := func(reason string) float64 { return testutil.ToFloat64(s.current.WithLabelValues(reason)) }

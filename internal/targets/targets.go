@@ -32,6 +32,10 @@ const (
 	// LabelSource names the ecs-sd sources that found a target, as a comma-wrapped list
 	// (",cloudmap,ecs,").
 	LabelSource = model.MetaLabelPrefix + "ecs_sd_source"
+	// LabelAccountID and LabelRegion are the AWS account id and region in which a source found
+	// a target: ecs-sd discovers in every (account, region) pair it is configured for.
+	LabelAccountID = model.MetaLabelPrefix + "ecs_sd_account_id"
+	LabelRegion    = model.MetaLabelPrefix + "ecs_sd_region"
 	// DefaultMetricsPath is the path scraped when nothing says otherwise.
 	DefaultMetricsPath = "/metrics"
 )

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,20 @@ type Request struct {
 	// Attempt is the SDK's attempt number of the call (its amz-sdk-request header): 1 for the
 	// first, 2 for the first retry, ...; 0 when the client sent none.
 	Attempt int
+	// AccessKeyID, Region and Service are those of the request's SigV4 credential scope (the
+	// Authorization header): on moto, the region is the one whose resources the request sees,
+	// and an assumed role's access key is that of its account. Empty when unsigned.
+	AccessKeyID, Region, Service string
+}
+
+// credentialScope matches the credential of a SigV4 Authorization header.
+var credentialScope = regexp.MustCompile(`Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request`)
+
+// signedBy fills in the credential scope of r's Authorization header.
+func signedBy(r *http.Request, req *Request) {
+	if m := credentialScope.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		req.AccessKeyID, req.Region, req.Service = m[1], m[2], m[3]
+	}
 }
 
 // Fault is how the proxy answers a request that a rule matches, instead of forwarding it.
@@ -185,8 +200,9 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		op, queryProtocol := operation(r, body)
 		req := Request{Op: op, Body: body, Attempt: attempt(r)}
+		signedBy(r, &req)
 		if f, ok := p.record(req); ok {
-			if answered := p.answer(w, r, f, queryProtocol); answered {
+			if answered := p.answer(w, r, f, queryProtocol, req.Service); answered {
 				return
 			}
 		}
@@ -210,7 +226,7 @@ func (p *Proxy) record(req Request) (Fault, bool) {
 }
 
 // answer answers r with f; false means a held request was released and is to be forwarded.
-func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, f Fault, queryProtocol bool) (answered bool) {
+func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, f Fault, queryProtocol bool, service string) (answered bool) {
 	switch f.kind {
 	case faultHTML:
 		w.Header().Set("Content-Type", "text/html")
@@ -243,7 +259,7 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, f Fault, queryPro
 		case <-r.Context().Done(): // the client gave up
 		}
 	default:
-		writeFault(w, f.code, queryProtocol)
+		writeFault(w, f.code, queryProtocol, service)
 	}
 	return true
 }
@@ -294,12 +310,17 @@ func operation(r *http.Request, body []byte) (op string, queryProtocol bool) {
 	return "", false
 }
 
-// writeFault answers with an AWS error in the shape of the request's protocol.
-func writeFault(w http.ResponseWriter, code string, queryProtocol bool) {
+// writeFault answers with an AWS error in the shape of the request's protocol (EC2's own query
+// error document for EC2, the query protocol's for other query services such as STS).
+func writeFault(w http.ResponseWriter, code string, queryProtocol bool, service string) {
 	w.Header().Set("X-Amzn-RequestId", "testenv-injected")
 	if queryProtocol {
 		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 		w.WriteHeader(http.StatusBadRequest)
+		if service != "" && service != "ec2" {
+			_, _ = io.WriteString(w, queryError(code))
+			return
+		}
 		_, _ = io.WriteString(w, ec2Error(code))
 		return
 	}
@@ -317,6 +338,15 @@ func ec2Error(code string) string {
 	return `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 		`<Response><Errors><Error><Code>` + escaped.String() + `</Code><Message>` + faultMessage +
 		`</Message></Error></Errors><RequestID>testenv-injected</RequestID></Response>`
+}
+
+// queryError returns the XML error document of the query protocol's services other than EC2.
+func queryError(code string) string {
+	var escaped strings.Builder
+	_ = xml.EscapeText(&escaped, []byte(code))
+	return `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<ErrorResponse><Error><Type>Sender</Type><Code>` + escaped.String() + `</Code><Message>` + faultMessage +
+		`</Message></Error><RequestId>testenv-injected</RequestId></ErrorResponse>`
 }
 
 // Config returns an SDK configuration that sends every call through the proxy.
