@@ -145,7 +145,11 @@ func positive(name, v string) (int, error) {
 func watch(ctx context.Context, p *demo.Pipeline, duration time.Duration, tty bool) int {
 	start := time.Now()
 	sc := &screen{p: p, start: start, duration: duration, tty: tty}
-	sc.event("pipeline running: %d web app tasks, a node exporter, ecs-sd, Prometheus on the configuration ecs-sd wrote from SSM, the sink", len(p.WebTasks()))
+	scrapers := "Prometheus on the configuration ecs-sd wrote from SSM"
+	if p.Shards() > 1 {
+		scrapers = fmt.Sprintf("%d Prometheus agents, each on its http_sd shard", p.Shards())
+	}
+	sc.event("pipeline running: %d web app tasks, a node exporter, ecs-sd, %s, the sink", len(p.WebTasks()), scrapers)
 	addAt := addTaskAfter
 	if duration > 0 && duration/3 < addAt {
 		addAt = duration / 3

@@ -150,7 +150,11 @@ func (s *screen) draw(w io.Writer) {
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "AWS (moto)\t%s\tCloud Map namespace %s, SSM parameters %s and %s\n", s.p.MotoURL,
 		s.p.Outputs["CLOUDMAP_NAMESPACE_ID"], s.p.Outputs["DISCOVERY_NAMESPACES_PARAMETER_NAME"], s.p.Outputs["PROMETHEUS_CONFIG_PARAMETER_NAME"])
-	fmt.Fprintf(tw, "ecs-sd\t%s/prometheus-targets\twrites %s and prometheus.yaml\n", s.p.EcsSDURL, s.p.FileSDFile())
+	writes := s.p.FileSDFile() + " and prometheus.yaml"
+	if s.p.Shards() > 1 {
+		writes = s.p.FileSDFile() + "; serves ?shard=I&of=" + strconv.Itoa(s.p.Shards())
+	}
+	fmt.Fprintf(tw, "ecs-sd\t%s/prometheus-targets\twrites %s\n", s.p.EcsSDURL, writes)
 	fmt.Fprintf(tw, "events (SQS)\t%s\tevent mode: EventBridge rules of deploy/scripts/03-events.sh; full resync every %s\n",
 		s.p.Outputs["EVENTS_QUEUE_URL"], model.Duration(s.p.RefreshInterval()))
 	if s.p.Shards() > 1 {
