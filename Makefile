@@ -65,7 +65,8 @@ $(VULNDB)/index/db.json: $(BIN)/indexdb tools/go.mod
 	rm -rf $(VULNDB)
 	$(BIN)/indexdb -vulns $$($(GO) list $(TOOLS_MOD) -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv -out $(VULNDB)
 
-# demo runs the whole pipeline locally (cmd/demo); DEMO_DURATION=<seconds> stops it by itself.
+# demo runs the whole pipeline locally (cmd/demo); DEMO_DURATION=<seconds> stops it by itself;
+# DEMO_SHARDS=3 runs three Prometheus agents, each on one http_sd shard, instead of one Prometheus.
 demo: deps build
 	./scripts/demo.sh
 

@@ -5,7 +5,8 @@
 # `make demo` installs the dependencies and builds first. State and logs go to .demo/.
 #
 # Environment: DEMO_DURATION=<seconds> stops it by itself after that long; it then exits 0 only if
-# every seed query returned data. Ctrl-C stops everything it started.
+# every seed query returned data. DEMO_SHARDS=<N> runs N Prometheus agents, each on one http_sd
+# shard of ecs-sd, instead of one Prometheus. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Python tools, when make deps had to install them (scripts/install-deps.sh).

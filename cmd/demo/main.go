@@ -10,7 +10,10 @@
 // Run it from the repository root after make build (make demo does both). State and logs go to
 // .demo/. Ctrl-C (SIGINT) or SIGTERM stops everything it started. With DEMO_DURATION=<seconds> it
 // stops by itself after that long and exits 0 only if every seed query returned data, else 1,
-// naming the queries without data.
+// naming the queries without data. With DEMO_SHARDS=N (N > 1), N Prometheus agents replace the one
+// Prometheus, agent I scraping shard I of ecs-sd's http_sd list on the deploy kit's agent template;
+// the screen shows how many targets each scrapes and whether the sink has every target's series
+// exactly once, which the exit code then requires too.
 package main
 
 import (
@@ -59,6 +62,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return exitUsage
 	}
+	shards, err := positive("DEMO_SHARDS", os.Getenv("DEMO_SHARDS"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return exitUsage
+	}
 	root, err := os.Getwd()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo: find the working directory:", err)
@@ -78,6 +86,8 @@ func run() int {
 		RepoRoot:     root,
 		EcsSDBinary:  filepath.Join(root, "bin", "ecs-sd"),
 		WebappBinary: filepath.Join(root, "bin", "webapp"),
+		Shards:       shards,
+		WebTasks:     webTasks(shards),
 		Logger:       logger,
 	})
 	if err != nil {
@@ -104,14 +114,29 @@ func run() int {
 
 // demoDuration parses DEMO_DURATION: empty for no limit, else whole seconds > 0.
 func demoDuration(v string) (time.Duration, error) {
+	n, err := positive("DEMO_DURATION", v)
+	return time.Duration(n) * time.Second, err
+}
+
+// webTasks returns how many web app tasks start: 2, or 6 when agents share the targets, so that
+// every one of three agents has some (127.0.0.11-16:3000 fall in every shard of 3).
+func webTasks(shards int) int {
+	if shards > 1 {
+		return 6
+	}
+	return 2
+}
+
+// positive parses the value v of environment variable name: 0 when empty, else a whole number > 0.
+func positive(name, v string) (int, error) {
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("DEMO_DURATION=%q is not a whole number of seconds > 0", v)
+		return 0, fmt.Errorf("%s=%q is not a whole number > 0", name, v)
 	}
-	return time.Duration(n) * time.Second, nil
+	return n, nil
 }
 
 // watch reads Prometheus and the sink every 2 s and redraws the screen (every 10 s when stdout is
@@ -120,7 +145,11 @@ func demoDuration(v string) (time.Duration, error) {
 func watch(ctx context.Context, p *demo.Pipeline, duration time.Duration, tty bool) int {
 	start := time.Now()
 	sc := &screen{p: p, start: start, duration: duration, tty: tty}
-	sc.event("pipeline running: %d web app tasks, a node exporter, ecs-sd, Prometheus on the configuration ecs-sd wrote from SSM, the sink", len(p.WebTasks()))
+	scrapers := "Prometheus on the configuration ecs-sd wrote from SSM"
+	if p.Shards() > 1 {
+		scrapers = fmt.Sprintf("%d Prometheus agents, each on its http_sd shard", p.Shards())
+	}
+	sc.event("pipeline running: %d web app tasks, a node exporter, ecs-sd, %s, the sink", len(p.WebTasks()), scrapers)
 	addAt := addTaskAfter
 	if duration > 0 && duration/3 < addAt {
 		addAt = duration / 3

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,10 +28,14 @@ type screen struct {
 	tty      bool
 
 	targets    []promclient.Target
+	perAgent   [][]promclient.Target // each agent's targets, in a sharded pipeline
 	targetsErr error
-	results    []demo.QueryResult
-	resultsErr error
-	events     []string
+	// coverage is what the sink holds of the agents' targets, in a sharded pipeline.
+	coverage    demo.Coverage
+	coverageErr error
+	results     []demo.QueryResult
+	resultsErr  error
+	events      []string
 
 	added       *demo.Task    // the task registered mid-run
 	addedSeen   chan sighting // when it was in ecs-sd's outputs, then in Prometheus's targets
@@ -86,8 +91,11 @@ func (s *screen) watchAdded(ctx context.Context, task *demo.Task) {
 		s.addedSeen <- sighting{line: fmt.Sprintf("%s did not reach Prometheus's targets: %v", task.Addr, err)}
 		return
 	}
-	s.addedSeen <- sighting{line: fmt.Sprintf("%s is in Prometheus's active targets (file_sd) %s after its registration",
-		task.Addr, seconds(at.Sub(task.Registered)))}
+	how := "Prometheus's active targets (file_sd)"
+	if s.p.Shards() > 1 {
+		how = fmt.Sprintf("the active targets of agent %d (http_sd shard %[1]d of %d)", s.p.ShardOf(task.Addr), s.p.Shards())
+	}
+	s.addedSeen <- sighting{line: fmt.Sprintf("%s is in %s %s after its registration", task.Addr, how, seconds(at.Sub(task.Registered)))}
 }
 
 // sighted records a line about the task added mid-run.
@@ -99,7 +107,11 @@ func (s *screen) sighted(x sighting) {
 // update reads Prometheus's targets and the seed queries' answers from the sink, and notes when
 // the task added mid-run shows up.
 func (s *screen) update(ctx context.Context) {
-	s.targets, s.targetsErr = s.p.ActiveTargets(ctx)
+	s.perAgent, s.targetsErr = s.p.AgentTargets(ctx)
+	s.targets = slices.Concat(s.perAgent...)
+	if s.p.Shards() > 1 {
+		s.coverage, s.coverageErr = s.p.Coverage(ctx)
+	}
 	s.results, s.resultsErr = s.p.SeedQueries(ctx)
 	if s.added == nil {
 		return
@@ -138,24 +150,54 @@ func (s *screen) draw(w io.Writer) {
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "AWS (moto)\t%s\tCloud Map namespace %s, SSM parameters %s and %s\n", s.p.MotoURL,
 		s.p.Outputs["CLOUDMAP_NAMESPACE_ID"], s.p.Outputs["DISCOVERY_NAMESPACES_PARAMETER_NAME"], s.p.Outputs["PROMETHEUS_CONFIG_PARAMETER_NAME"])
-	fmt.Fprintf(tw, "ecs-sd\t%s/prometheus-targets\twrites %s and prometheus.yaml\n", s.p.EcsSDURL, s.p.FileSDFile())
+	writes := s.p.FileSDFile() + " and prometheus.yaml"
+	if s.p.Shards() > 1 {
+		writes = s.p.FileSDFile() + "; serves ?shard=I&of=" + strconv.Itoa(s.p.Shards())
+	}
+	fmt.Fprintf(tw, "ecs-sd\t%s/prometheus-targets\twrites %s\n", s.p.EcsSDURL, writes)
 	fmt.Fprintf(tw, "events (SQS)\t%s\tevent mode: EventBridge rules of deploy/scripts/03-events.sh; full resync every %s\n",
 		s.p.Outputs["EVENTS_QUEUE_URL"], model.Duration(s.p.RefreshInterval()))
-	fmt.Fprintf(tw, "Prometheus (agent)\t%s/targets\tfile_sd, remote-writes to the sink\n", s.p.PrometheusURL)
+	if s.p.Shards() > 1 {
+		for _, a := range s.p.Agents {
+			fmt.Fprintf(tw, "Prometheus agent %d\t%s/targets\thttp_sd shard %d of %d (deploy kit's agent template), remote-writes to the sink\n",
+				a.Shard, a.URL, a.Shard, s.p.Shards())
+		}
+	} else {
+		fmt.Fprintf(tw, "Prometheus (agent)\t%s/targets\tfile_sd, remote-writes to the sink\n", s.p.PrometheusURL)
+	}
 	fmt.Fprintf(tw, "sink (AMP stand-in)\t%s/graph\tremote-write receiver; the queries below run here\n", s.p.SinkURL)
 	tw.Flush()
 
-	fmt.Fprintf(&b, "\nPrometheus's active targets (%d)\n", len(s.targets))
+	if s.p.Shards() > 1 {
+		fmt.Fprintf(&b, "\nThe agents' active targets (%d)\n", len(s.targets))
+	} else {
+		fmt.Fprintf(&b, "\nPrometheus's active targets (%d)\n", len(s.targets))
+	}
 	if s.targetsErr != nil {
 		fmt.Fprintf(&b, "  cannot read them: %v\n", s.targetsErr)
 	}
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  JOB\tINSTANCE\tHEALTH\tCLUSTER\tSERVICE\tTASK DEFINITION\tTASK")
-	for _, t := range sortedTargets(s.targets) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ScrapePool, t.Labels["instance"], t.Health,
-			dash(t.Labels["cluster"]), dash(t.Labels["service"]), dash(t.Labels["taskdefinition"]), dash(short(t.Labels["task_id"])))
+	// A sharded pipeline's table says which agent scrapes each target.
+	agentColumn := func(head string, agent int) string {
+		switch {
+		case s.p.Shards() == 1:
+			return ""
+		case head != "":
+			return head + "\t"
+		}
+		return strconv.Itoa(agent) + "\t"
+	}
+	fmt.Fprintln(tw, "  "+agentColumn("AGENT", 0)+"JOB\tINSTANCE\tHEALTH\tCLUSTER\tSERVICE\tTASK DEFINITION\tTASK")
+	for agent, active := range s.perAgent {
+		for _, t := range sortedTargets(active) {
+			fmt.Fprintf(tw, "  %s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", agentColumn("", agent), t.ScrapePool, t.Labels["instance"], t.Health,
+				dash(t.Labels["cluster"]), dash(t.Labels["service"]), dash(t.Labels["taskdefinition"]), dash(short(t.Labels["task_id"])))
+		}
 	}
 	tw.Flush()
+	if s.p.Shards() > 1 {
+		s.drawCoverage(&b)
+	}
 
 	b.WriteString("\nThe seed's queries (the Grafana dashboard's), read back from the sink (rates over 5m fill up over the first minutes)\n")
 	if s.resultsErr != nil {
@@ -215,8 +257,41 @@ func (s *screen) verdict(w io.Writer) int {
 		fmt.Fprintf(w, "\ndemo: FAILED: no data from the sink for: %s\n", strings.Join(empty, "; "))
 		return exitFailed
 	}
+	if s.p.Shards() > 1 {
+		if s.coverageErr != nil || !s.coverage.Complete() {
+			fmt.Fprintf(w, "\ndemo: FAILED: the sink does not have every target's series exactly once: %s\n", s.coverageLine())
+			return exitFailed
+		}
+		fmt.Fprintf(w, "\ndemo: OK: %s\n", s.coverageLine())
+	}
 	fmt.Fprintf(w, "\ndemo: OK: all %d seed queries returned data from the sink\n", len(s.results))
 	return exitOK
+}
+
+// drawCoverage writes how many targets each agent scrapes and what the sink holds of them.
+func (s *screen) drawCoverage(b *strings.Builder) {
+	fmt.Fprintf(b, "\n%d Prometheus agents, each on its shard of ecs-sd's http_sd list (?shard=I&of=%d)\n", s.p.Shards(), s.p.Shards())
+	for agent, n := range s.coverage.Scraped {
+		fmt.Fprintf(b, "  agent %d scrapes %d targets\n", agent, n)
+	}
+	fmt.Fprintf(b, "  sink: %s\n", s.coverageLine())
+}
+
+// coverageLine says whether the sink has every target's series once, from the agent of its shard.
+func (s *screen) coverageLine() string {
+	c := s.coverage
+	if s.coverageErr != nil {
+		return fmt.Sprintf("cannot compare the agents' targets with the sink: %v", s.coverageErr)
+	}
+	line := fmt.Sprintf("%d of %d targets have their up series in the sink exactly once, sent by the agent of their shard",
+		len(c.Once), len(c.Once)+len(c.Missing)+len(c.Twice))
+	if len(c.Missing) > 0 {
+		line += "; not (yet) in the sink: " + strings.Join(c.Missing, ", ")
+	}
+	if len(c.Twice) > 0 {
+		line += "; scraped or sent more than once: " + strings.Join(c.Twice, ", ")
+	}
+	return line
 }
 
 // sortedTargets returns the targets sorted by job and instance.

@@ -70,8 +70,10 @@ const (
 // Loopback addresses of the tasks: web app task n (from 1) listens on 127.0.0.(10+n), the node
 // exporter on 127.0.0.21 (like a container instance of its own).
 const (
-	webappIPBase   = 10
-	maxWebTasks    = 9
+	webappIPBase = 10
+	maxWebTasks  = 9
+	// maxShards bounds the Prometheus agents of a sharded pipeline (Options.Shards).
+	maxShards      = 10
 	nodeExporterIP = "127.0.0.21"
 )
 
@@ -116,6 +118,12 @@ type Options struct {
 	LoadRPS int
 	// WebTasks is how many web app tasks start with the pipeline; default 2.
 	WebTasks int
+	// Shards, when above 1, replaces the one Prometheus (file_sd, on the configuration ecs-sd
+	// writes from SSM) with that many Prometheus agents, agent I scraping shard I of ecs-sd's
+	// http_sd list on the deploy kit's agent template (AgentConfig), all remote-writing to the
+	// sink; ecs-sd then runs as a service of its own, without the Prometheus configuration from
+	// SSM. Default 1.
+	Shards int
 	// Logger receives progress messages; default: discarded.
 	Logger *slog.Logger
 }
@@ -136,11 +144,15 @@ func (o Options) withDefaults() (Options, error) {
 	o.RefreshInterval = cmp.Or(o.RefreshInterval, DefaultRefreshInterval)
 	o.LoadRPS = cmp.Or(o.LoadRPS, 10)
 	o.WebTasks = cmp.Or(o.WebTasks, 2)
+	o.Shards = cmp.Or(o.Shards, 1)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.RefreshInterval < time.Second || o.RefreshInterval%time.Second != 0 {
 		return o, fmt.Errorf("refresh interval %v is not a whole number of seconds", o.RefreshInterval)
+	}
+	if o.Shards < 1 || o.Shards > maxShards {
+		return o, fmt.Errorf("%d shards: the demo runs 1 to %d Prometheus agents", o.Shards, maxShards)
 	}
 	if o.WebTasks > maxWebTasks {
 		return o, fmt.Errorf("%d web app tasks are more than the %d addresses the demo uses", o.WebTasks, maxWebTasks)
@@ -169,8 +181,11 @@ type ProcessInfo struct {
 
 // Pipeline is the running demo.
 type Pipeline struct {
-	// MotoURL, PrometheusURL, SinkURL and EcsSDURL are the base URLs of the servers on 127.0.0.1.
+	// MotoURL, PrometheusURL, SinkURL and EcsSDURL are the base URLs of the servers on 127.0.0.1;
+	// PrometheusURL is empty in a sharded pipeline, whose Prometheus servers are Agents.
 	MotoURL, PrometheusURL, SinkURL, EcsSDURL string
+	// Agents are the Prometheus agents of a sharded pipeline (Options.Shards > 1), in shard order.
+	Agents []Agent
 	// ConfigDir is ecs-sd's CONFIG_FILE_DIR: ecs-services.json and prometheus.yaml.
 	ConfigDir string
 	// LogDir holds every process's log.
@@ -246,6 +261,17 @@ func Start(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 			return nil, err
 		}
 	}
+	if opts.Shards > 1 {
+		// ecs-sd first: the agents read their shards from it.
+		if err := p.startEcsSD(ctx, ecsSDPort, 0); err != nil {
+			return nil, err
+		}
+		if err := p.startAgents(ctx); err != nil {
+			return nil, err
+		}
+		p.log.Info("pipeline running", "agents", len(p.Agents), "sink", p.SinkURL, "logs", p.LogDir)
+		return p, nil
+	}
 	if err := p.startPrometheus(ctx, promPort); err != nil {
 		return nil, err
 	}
@@ -297,8 +323,12 @@ func (p *Pipeline) preflight() error {
 		return err
 	}
 	p.instance = "i-" + p.instance
+	agentDirs, _ := filepath.Glob(filepath.Join(p.opts.Dir, "agent-*"))
 	for _, sub := range []string{"logs", "config", "sink", "prometheus", "setup"} {
-		if err := os.RemoveAll(filepath.Join(p.opts.Dir, sub)); err != nil {
+		agentDirs = append(agentDirs, filepath.Join(p.opts.Dir, sub))
+	}
+	for _, dir := range agentDirs {
+		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("clean demo directory: %w", err)
 		}
 	}
@@ -531,7 +561,8 @@ func (p *Pipeline) WebTasks() []Task {
 
 // startEcsSD starts ecs-sd as the deploy kit's task definition does (the seed's environment, the
 // reload URL and event mode: the queue of 03-events.sh, the resync interval), on 127.0.0.1:port,
-// with promPort as Prometheus's port.
+// with promPort as Prometheus's port. With promPort 0 (a sharded pipeline), ecs-sd is a service
+// of its own: it writes no Prometheus configuration and reloads none.
 func (p *Pipeline) startEcsSD(ctx context.Context, port, promPort int) error {
 	env := append(rig.AWSEnv(p.MotoURL),
 		"CONFIG_FILE_DIR="+p.ConfigDir,
@@ -541,9 +572,13 @@ func (p *Pipeline) startEcsSD(ctx context.Context, port, promPort int) error {
 		Name:   "ecs-sd",
 		Binary: p.opts.EcsSDBinary,
 		Args: func(port int) []string {
+			prometheus := "--no-prometheus.config-sync"
+			if promPort != 0 {
+				prometheus = fmt.Sprintf("--prometheus.reload-url=http://%s:%d/-/reload", supervise.DefaultHost, promPort)
+			}
 			return []string{
 				"--web.listen-address=" + net.JoinHostPort(supervise.DefaultHost, strconv.Itoa(port)),
-				fmt.Sprintf("--prometheus.reload-url=http://%s:%d/-/reload", supervise.DefaultHost, promPort),
+				prometheus,
 				"--events.queue-url=" + p.Outputs["EVENTS_QUEUE_URL"],
 				"--refresh.interval=" + model.Duration(p.opts.RefreshInterval).String(),
 			}
@@ -712,3 +747,6 @@ func randomHex(n int) (string, error) {
 
 // RefreshInterval is ecs-sd's --refresh.interval: the full resync of event mode.
 func (p *Pipeline) RefreshInterval() time.Duration { return p.opts.RefreshInterval }
+
+// Shards is how many Prometheus agents share the targets (1: the one Prometheus on file_sd).
+func (p *Pipeline) Shards() int { return p.opts.Shards }

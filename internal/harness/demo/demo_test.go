@@ -27,6 +27,18 @@ type wantTarget struct {
 	job, service string
 }
 
+// startPipeline starts the demo's pipeline with opts, in a temporary directory, with the binaries
+// built from this checkout, 1 s scrape intervals and its messages in the test's output.
+func startPipeline(t *testing.T, opts demo.Options) (*demo.Pipeline, error) {
+	opts.Dir = t.TempDir()
+	opts.RepoRoot = filepath.Join("..", "..", "..")
+	opts.EcsSDBinary = testenv.BuildBinary(t, "cmd/ecs-sd")
+	opts.WebappBinary = testenv.BuildBinary(t, "cmd/webapp")
+	opts.ScrapeInterval = time.Second
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	return demo.Start(t.Context(), opts)
+}
+
 // TestPipeline runs the demo's pipeline with short scrape intervals: moto with the deploy scripts'
 // resources (event mode's queue and rules included), two web app tasks and a node exporter
 // registered in Cloud Map as ECS would, ecs-sd in event mode with the deploy kit's 5-minute
@@ -39,15 +51,7 @@ type wantTarget struct {
 // that nothing is left running at the end.
 func TestPipeline(t *testing.T) {
 	ctx := t.Context()
-	p, err := demo.Start(ctx, demo.Options{
-		Dir:            t.TempDir(),
-		RepoRoot:       filepath.Join("..", "..", ".."),
-		EcsSDBinary:    testenv.BuildBinary(t, "cmd/ecs-sd"),
-		WebappBinary:   testenv.BuildBinary(t, "cmd/webapp"),
-		ScrapeInterval: time.Second,
-		LoadRPS:        20,
-		Logger:         slog.New(slog.NewTextHandler(t.Output(), nil)),
-	})
+	p, err := startPipeline(t, demo.Options{LoadRPS: 20})
 	require.NoError(t, err)
 	procs := p.Processes()
 	stopped := false
@@ -143,6 +147,79 @@ func TestPipeline(t *testing.T) {
 		}
 		return ""
 	})
+
+	p.Stop()
+	stopped = true
+	for _, proc := range procs {
+		assert.Eventually(t, func() bool { return len(supervise.GroupMembers(proc.PID)) == 0 }, 5*time.Second,
+			50*time.Millisecond, "%s (process group %d) still runs", proc.Name, proc.PID)
+	}
+}
+
+// TestPipelineShards runs the demo's sharded pipeline: three Prometheus agents on the deploy kit's
+// agent template, agent I on http_sd shard I of 3 of ecs-sd's list, remote-writing to the sink,
+// with six web app tasks (in every shard), the node exporter and ecs-sd itself as targets. Every target is
+// scraped by the agent of its shard only and has its up series in the sink exactly once, sent by
+// that agent; the seed's queries have data in the sink; a task added mid-run joins its shard's
+// agent and the sink once too; nothing is left running at the end.
+func TestPipelineShards(t *testing.T) {
+	ctx := t.Context()
+	const shards, webTasks = 3, 6
+	p, err := startPipeline(t, demo.Options{WebTasks: webTasks, Shards: shards})
+	require.NoError(t, err)
+	procs := p.Processes()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			p.Stop()
+		}
+	})
+	require.Len(t, p.Agents, shards)
+	require.Empty(t, p.PrometheusURL, "no Prometheus on file_sd")
+
+	// waitCoverage waits until the agents scrape want targets, each from its shard's agent, and
+	// the sink has every one's up series once.
+	waitCoverage := func(want int) demo.Coverage {
+		var c demo.Coverage
+		testenv.Eventually(t, 60*time.Second, 500*time.Millisecond, func() (bool, string) {
+			c, err = p.Coverage(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return c.Complete() && len(c.Once) == want, fmt.Sprintf("%+v, want %d targets once", c, want)
+		})
+		perAgent, err := p.AgentTargets(ctx)
+		require.NoError(t, err)
+		for shard, active := range perAgent {
+			for _, tg := range active {
+				assert.Equal(t, shard, p.ShardOf(tg.Labels["instance"]), "agent %d scrapes %s", shard, tg.Labels["instance"])
+			}
+		}
+		t.Logf("targets per agent: %v; in the sink once: %d", c.Scraped, len(c.Once))
+		for shard, n := range c.Scraped {
+			assert.NotZero(t, n, "agent %d scrapes nothing (127.0.0.11-16:3000 fall in every shard)", shard)
+		}
+		return c
+	}
+	waitCoverage(webTasks + 2) // and the node exporter and ecs-sd
+
+	testenv.Eventually(t, 45*time.Second, 500*time.Millisecond, func() (bool, string) {
+		results, err := p.SeedQueries(ctx)
+		require.NoError(t, err)
+		var empty []string
+		for _, r := range results {
+			if !r.HasData() {
+				empty = append(empty, r.Name)
+			}
+		}
+		return len(empty) == 0, fmt.Sprintf("no data in the sink for %s", strings.Join(empty, "; "))
+	})
+
+	added, err := p.AddWebTask(ctx)
+	require.NoError(t, err)
+	waitEcsSD(t, p, added, true)
+	c := waitCoverage(webTasks + 3)
+	assert.Contains(t, c.Once, added.Addr)
 
 	p.Stop()
 	stopped = true

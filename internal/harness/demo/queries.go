@@ -74,9 +74,8 @@ func (p *Pipeline) QuerySink(ctx context.Context, promql string) ([]promclient.S
 	return p.sink.Query(ctx, promql)
 }
 
-// ActiveTargets returns Prometheus's active targets.
+// ActiveTargets returns Prometheus's active targets: those of every agent in a sharded pipeline.
 func (p *Pipeline) ActiveTargets(ctx context.Context) ([]promclient.Target, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	return p.prom.ActiveTargets(ctx)
+	perAgent, err := p.AgentTargets(ctx)
+	return slices.Concat(perAgent...), err
 }

@@ -30,29 +30,12 @@ const ecsSDJob = "ecs_sd"
 // Prometheus 2.42 does not sign, and the sink does not check) and shorter intervals. Everything
 // else (jobs, relabelling, the ${...} placeholders of 02-ssm-parameters.sh) is kept.
 func prometheusTemplate(src []byte, s templateSettings) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("parse prometheus configuration template: %w", err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, errors.New("prometheus configuration template is not a YAML mapping")
-	}
-	root := doc.Content[0]
-	// The template's own header (placeholders, signing) does not describe what is generated.
-	doc.HeadComment, root.HeadComment = "", ""
-	if len(root.Content) > 0 {
-		root.Content[0].HeadComment = ""
+	doc, root, err := parseConfig(src)
+	if err != nil {
+		return nil, err
 	}
 
-	global := mappingValue(root, "global")
-	if global == nil {
-		global = &yaml.Node{Kind: yaml.MappingNode}
-		setValue(root, "global", global)
-	}
-	setValue(global, "scrape_interval", scalar(s.ScrapeInterval.String()))
-	if s.ScrapeInterval < 10*time.Second {
-		setValue(global, "scrape_timeout", scalar(s.ScrapeInterval.String()))
-	}
+	setScrapeInterval(root, s.ScrapeInterval)
 
 	fileSD, ecsSD := 0, 0
 	for _, job := range items(mappingValue(root, "scrape_configs")) {
@@ -67,35 +50,86 @@ func prometheusTemplate(src []byte, s templateSettings) ([]byte, error) {
 			ecsSD++
 		}
 	}
+	writes := setRemoteWrite(root, s.RemoteWriteURL, s.BatchSendDeadline)
+	switch {
+	case fileSD == 0:
+		return nil, errors.New("prometheus configuration template has no file_sd_configs")
+	case ecsSD == 0:
+		return nil, fmt.Errorf("prometheus configuration template has no %s job", ecsSDJob)
+	case writes == 0:
+		return nil, errors.New("prometheus configuration template has no remote_write")
+	}
+	return encodeConfig(generatedHeader, doc)
+}
+
+// parseConfig parses a Prometheus configuration (template) and returns its document and root
+// mapping, with the template's own header comments removed: they do not describe what is
+// generated from it.
+func parseConfig(src []byte) (*yaml.Node, *yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, nil, fmt.Errorf("parse prometheus configuration template: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, nil, errors.New("prometheus configuration template is not a YAML mapping")
+	}
+	root := doc.Content[0]
+	doc.HeadComment, root.HeadComment = "", ""
+	if len(root.Content) > 0 {
+		root.Content[0].HeadComment = ""
+	}
+	return &doc, root, nil
+}
+
+// global returns the global section of configuration root, added when missing.
+func global(root *yaml.Node) *yaml.Node {
+	g := mappingValue(root, "global")
+	if g == nil {
+		g = &yaml.Node{Kind: yaml.MappingNode}
+		setValue(root, "global", g)
+	}
+	return g
+}
+
+// setScrapeInterval sets the global scrape_interval of configuration root to interval, and
+// scrape_timeout too when interval is shorter than Prometheus's default timeout (10s).
+func setScrapeInterval(root *yaml.Node, interval time.Duration) {
+	g := global(root)
+	setValue(g, "scrape_interval", scalar(interval.String()))
+	if interval < 10*time.Second {
+		setValue(g, "scrape_timeout", scalar(interval.String()))
+	}
+}
+
+// setRemoteWrite points every remote_write of configuration root at url, without sigv4 (Debian's
+// Prometheus 2.42 does not sign, and the sink does not check), sending a batch at least every
+// deadline. It returns how many there are.
+func setRemoteWrite(root *yaml.Node, url string, deadline time.Duration) int {
 	writes := items(mappingValue(root, "remote_write"))
 	for _, rw := range writes {
-		setValue(rw, "url", scalar(s.RemoteWriteURL))
+		setValue(rw, "url", scalar(url))
 		deleteKey(rw, "sigv4")
 		queue := mappingValue(rw, "queue_config")
 		if queue == nil {
 			queue = &yaml.Node{Kind: yaml.MappingNode}
 			setValue(rw, "queue_config", queue)
 		}
-		setValue(queue, "batch_send_deadline", scalar(s.BatchSendDeadline.String()))
+		setValue(queue, "batch_send_deadline", scalar(deadline.String()))
 	}
-	switch {
-	case fileSD == 0:
-		return nil, errors.New("prometheus configuration template has no file_sd_configs")
-	case ecsSD == 0:
-		return nil, fmt.Errorf("prometheus configuration template has no %s job", ecsSDJob)
-	case len(writes) == 0:
-		return nil, errors.New("prometheus configuration template has no remote_write")
-	}
+	return len(writes)
+}
 
+// encodeConfig returns doc as YAML after header.
+func encodeConfig(header string, doc *yaml.Node) ([]byte, error) {
 	var out bytes.Buffer
-	out.WriteString(generatedHeader)
+	out.WriteString(header)
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("encode prometheus configuration template: %w", err)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encode prometheus configuration: %w", err)
 	}
 	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode prometheus configuration template: %w", err)
+		return nil, fmt.Errorf("encode prometheus configuration: %w", err)
 	}
 	return out.Bytes(), nil
 }

@@ -11,17 +11,22 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// promConfig is the part of a Prometheus configuration the template tests read.
+// promConfig is the part of a Prometheus configuration the template and agent configuration tests read.
 type promConfig struct {
 	Global struct {
-		ScrapeInterval string `yaml:"scrape_interval"`
-		ScrapeTimeout  string `yaml:"scrape_timeout"`
+		ScrapeInterval string            `yaml:"scrape_interval"`
+		ScrapeTimeout  string            `yaml:"scrape_timeout"`
+		ExternalLabels map[string]string `yaml:"external_labels"`
 	} `yaml:"global"`
 	ScrapeConfigs []struct {
 		JobName       string `yaml:"job_name"`
 		FileSDConfigs []struct {
 			Files []string `yaml:"files"`
 		} `yaml:"file_sd_configs"`
+		HTTPSDConfigs []struct {
+			URL             string `yaml:"url"`
+			RefreshInterval string `yaml:"refresh_interval"`
+		} `yaml:"http_sd_configs"`
 		StaticConfigs []struct {
 			Targets []string `yaml:"targets"`
 		} `yaml:"static_configs"`

@@ -37,6 +37,19 @@ type Sample = promclient.Sample
 // test writes them once Prometheus runs; Prometheus picks up a new file_sd file in about a second.
 func StartPrometheus(tb testing.TB, configYAML string, extraArgs ...string) *Prometheus {
 	tb.Helper()
+	return startPrometheus(tb, configYAML, false, extraArgs)
+}
+
+// StartPrometheusAgent is StartPrometheus in agent mode (--enable-feature=agent, its WAL in
+// Dir/data): it scrapes and remote-writes, and its API answers for targets and configuration
+// but not queries.
+func StartPrometheusAgent(tb testing.TB, configYAML string, extraArgs ...string) *Prometheus {
+	tb.Helper()
+	return startPrometheus(tb, configYAML, true, extraArgs)
+}
+
+func startPrometheus(tb testing.TB, configYAML string, agent bool, extraArgs []string) *Prometheus {
+	tb.Helper()
 	dir := tb.TempDir()
 	configPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configPath, []byte(configYAML), 0o644); err != nil {
@@ -46,6 +59,7 @@ func StartPrometheus(tb testing.TB, configYAML string, extraArgs ...string) *Pro
 		ConfigFile: configPath,
 		DataDir:    filepath.Join(dir, "data"),
 		LogPath:    filepath.Join(dir, "prometheus.log"),
+		Agent:      agent,
 		ExtraArgs:  extraArgs,
 	}.Server()
 	check(tb, err)
