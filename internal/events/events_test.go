@@ -373,7 +373,7 @@ func TestMetricsAreRegisteredAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	New(newFakeSQS(), newRecordingHandler(), Options{QueueURL: testQueue, Registerer: reg})
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP ecs_sd_events_applied_total Events applied to the outputs.
+# HELP ecs_sd_events_applied_total Events handed to the sources, followed by an update of the outputs (tasks and services ecs-sd does not discover among them: they change nothing).
 # TYPE ecs_sd_events_applied_total counter
 ecs_sd_events_applied_total 0
 # HELP ecs_sd_events_ignored_total Events received but not applied, by reason; their messages are deleted.

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		applied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ecs_sd_events_applied_total",
-			Help: "Events applied to the outputs.",
+			Help: "Events handed to the sources, followed by an update of the outputs (tasks and services ecs-sd does not discover among them: they change nothing).",
 		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ecs_sd_event_latency_seconds",
