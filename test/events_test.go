@@ -4,7 +4,6 @@ package test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,12 +111,11 @@ func startECSDaemon(t testing.TB, r *eventRig, sqsURL string, args ...string) *e
 	return d
 }
 
-// serviceEndpoints returns the environment of an ecs-sd whose ECS and EC2 calls go to ecsURL and
-// SQS calls to sqsURL (if any): the SDK's AWS_ENDPOINT_URL_<SERVICE> variables, without AWS_ENDPOINT_URL,
-// which ecs-sd reads as its --aws.endpoint-url, the endpoint of every service.
+// serviceEndpoints returns the environment of an ecs-sd whose AWS calls go to ecsURL, but for
+// SQS's, which go to sqsURL (if any): AWS_ENDPOINT_URL and the SDK's AWS_ENDPOINT_URL_SQS, which
+// wins over it for SQS.
 func serviceEndpoints(ecsURL, sqsURL string) []string {
-	env := slices.DeleteFunc(testenv.AWSEnv(ecsURL), func(kv string) bool { return strings.HasPrefix(kv, "AWS_ENDPOINT_URL=") })
-	env = append(env, "AWS_ENDPOINT_URL_ECS="+ecsURL, "AWS_ENDPOINT_URL_EC2="+ecsURL)
+	env := testenv.AWSEnv(ecsURL)
 	if sqsURL != "" {
 		env = append(env, "AWS_ENDPOINT_URL_SQS="+sqsURL)
 	}

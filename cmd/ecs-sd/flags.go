@@ -35,7 +35,7 @@ func registerFlags(app *kingpin.Application) *flags {
 	stringFlag(f, app, "aws.region", "AWS region. Env "+config.EnvAWSRegion+"; default: the SDK's chain.",
 		def.AWS.Region, func(c *config.Config, v string) { c.AWS.Region = v })
 	registerAccountFlags(f, app, def.AWS)
-	stringFlag(f, app, "aws.endpoint-url", "Endpoint for every AWS API (an emulator or a proxy). Env "+config.EnvAWSEndpointURL+".",
+	stringFlag(f, app, "aws.endpoint-url", "Endpoint for every AWS API (an emulator or a proxy), over AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which the AWS SDK reads otherwise.",
 		def.AWS.EndpointURL, func(c *config.Config, v string) { c.AWS.EndpointURL = v })
 	durationFlag(f, app, "aws.attempt-timeout", "Most time one attempt of an AWS call may take (connect, send, read the answer) before it is retried.",
 		time.Duration(def.AWS.AttemptTimeout), func(c *config.Config, v time.Duration) { c.AWS.AttemptTimeout = model.Duration(v) })

@@ -2,13 +2,16 @@ package awsclient
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -62,4 +65,34 @@ func TestLoadNeedsARegion(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	_, err := Load(context.Background(), Options{}, nil)
 	require.ErrorContains(t, err, "no aws region")
+}
+
+// TestServiceEndpointVariables: without an endpoint of ecs-sd's own, the SDK's endpoint variables
+// apply as the SDK documents them: AWS_ENDPOINT_URL_SQS wins over AWS_ENDPOINT_URL for SQS only.
+func TestServiceEndpointVariables(t *testing.T) {
+	hits := func() (*httptest.Server, *atomic.Int32) {
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			_, _ = io.WriteString(w, `{}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv, &n
+	}
+	all, allHits := hits()
+	queue, queueHits := hits()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_ENDPOINT_URL", all.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SQS", queue.URL)
+	cfg, err := Load(context.Background(), Options{Region: "us-east-1"}, nil)
+	require.NoError(t, err)
+
+	_, err = SQS(cfg).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue.URL + "/q")})
+	require.NoError(t, err)
+	_, err = CloudMap(cfg).ListNamespaces(context.Background(), &servicediscovery.ListNamespacesInput{})
+	require.NoError(t, err)
+	require.Equal(t, int32(1), queueHits.Load(), "SQS call to AWS_ENDPOINT_URL_SQS")
+	require.Equal(t, int32(1), allHits.Load(), "Cloud Map call to AWS_ENDPOINT_URL")
 }

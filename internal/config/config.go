@@ -112,7 +112,6 @@ const (
 	EnvNamespacesParameter    = "DISCOVERY_NAMESPACES_PARAMETER_NAME"
 	EnvPrometheusConfigParam  = "PROMETHEUS_CONFIG_PARAMETER_NAME"
 	EnvAWSRegion              = "AWS_REGION"
-	EnvAWSEndpointURL         = "AWS_ENDPOINT_URL"
 	defaultNamespacesParam    = "ECS-ServiceDiscovery-Namespaces"
 	defaultPrometheusParam    = "ECS-Prometheus-Configuration"
 	defaultRefreshIntervalSec = 30
@@ -206,9 +205,6 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	}
 	if v, ok := get(EnvAWSRegion); ok {
 		c.AWS.Region = v
-	}
-	if v, ok := get(EnvAWSEndpointURL); ok {
-		c.AWS.EndpointURL = v
 	}
 	return nil
 }

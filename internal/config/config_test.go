@@ -267,3 +267,11 @@ func TestAWSTimeouts(t *testing.T) {
 	require.Equal(t, AWS{OwnAccount: true, AttemptTimeout: model.Duration(2 * time.Second), CallTimeout: model.Duration(3 * time.Second)}, c.AWS)
 	require.Equal(t, 16, c.CloudMap.Concurrency)
 }
+
+// TestEndpointVariablesAreTheSDKs: AWS_ENDPOINT_URL is left to the AWS SDK, which also honours
+// AWS_ENDPOINT_URL_<SERVICE> over it; taking it as ecs-sd's own endpoint would override those.
+func TestEndpointVariablesAreTheSDKs(t *testing.T) {
+	c := Default()
+	require.NoError(t, c.ApplyEnv(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:5001"})))
+	require.Empty(t, c.AWS.EndpointURL)
+}
