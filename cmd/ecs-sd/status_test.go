@@ -220,7 +220,7 @@ ADDRESS         PATH      SOURCE    CLUSTER  SERVICE  TASK
 10.0.0.22:9100  /m        ecs       c x      -        0123
 
 SKIPPED (1)
-SOURCE                      REASON  ITEM                          WHAT TO CHANGE
-ecs 111111111111/eu-west-1  no_ip   cluster=c container="my app"  the task runs on no EC2 container instance
+SOURCE                         REASON  ITEM                          WHAT TO CHANGE
+ecs in 111111111111/eu-west-1  no_ip   cluster=c container="my app"  the task runs on no EC2 container instance
 `, buf.String())
 }

@@ -90,7 +90,7 @@ func writeTables(w io.Writer, groups []*targets.Group, skipped []refresh.Skipped
 	for _, s := range skipped {
 		src := s.Source
 		if s.Account != "" || s.Region != "" {
-			src += " " + refresh.Pair{Account: s.Account, Region: s.Region}.String()
+			src += " in " + refresh.Pair{Account: s.Account, Region: s.Region}.String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", src, s.Reason, s.IDs, s.Message)
 	}
