@@ -194,6 +194,7 @@ func TestOnceTable(t *testing.T) {
 	code, stdout, stderr := run(t, m.Env(), "--once", "--output.format=table", "--output.dir", dir,
 		"--cloudmap.namespace", "apps", "--no-prometheus.config-sync")
 	require.Equal(t, 0, code, stderr)
+	t.Logf("stdout:\n%s", stdout)
 	lines := strings.Split(stdout, "\n")
 	require.Equal(t, "TARGETS (1)", lines[0], stdout)
 	require.Regexp(t, `^ADDRESS +PATH +SOURCE +CLUSTER +SERVICE +TASK$`, lines[1])
