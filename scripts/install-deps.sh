@@ -3,6 +3,7 @@
 # and `make demo` need nothing else on a fresh Debian or Ubuntu machine:
 #
 #   - prometheus, promtool, prometheus-node-exporter: Debian's packages (apt-get).
+#   - chromium: Debian's package (apt-get), the headless browser of the status page's test.
 #   - moto_server, aws, cfn-lint: the Python packages pinned in scripts/requirements.txt. When all
 #     three are on PATH they are used as they are (their versions are printed); when one is missing,
 #     the pinned versions are installed into the project's virtual environment .venv/, whose bin/
@@ -46,6 +47,7 @@ apt_install() {
 need_apt=()
 [ -z "$(missing prometheus promtool)" ] || need_apt+=(prometheus)
 [ -z "$(missing prometheus-node-exporter)" ] || need_apt+=(prometheus-node-exporter)
+[ -z "$(missing chromium)" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	apt_install "${need_apt[@]}"
 fi
@@ -91,7 +93,7 @@ if [ -n "$absent" ]; then
 	[ -z "$absent" ] || fail "$venv/ holds no ${absent% } after installing $requirements"
 fi
 
-still=$(missing prometheus promtool prometheus-node-exporter | tr '\n' ' ')
+still=$(missing prometheus promtool prometheus-node-exporter chromium | tr '\n' ' ')
 [ -z "$still" ] || fail "still not on PATH: ${still% }"
 
 # moto_server has no --version: ask the Python that runs it (a pyenv shim names it through pyenv).
@@ -110,6 +112,7 @@ moto=$(moto_version)
 pinned_moto=$(sed -n 's/^moto\[server\]==//p' "$requirements")
 say "$(prometheus --version 2>&1 | head -n1)"
 say "$(prometheus-node-exporter --version 2>&1 | head -n1)"
+say "$(chromium --version 2>/dev/null | head -n1)"
 say "moto $moto ($(command -v moto_server))"
 say "$(aws --version 2>&1 | head -n1) ($(command -v aws))"
 say "$(cfn-lint --version 2>&1 | head -n1) ($(command -v cfn-lint))"

@@ -17,6 +17,7 @@ import (
 type flags struct {
 	configFile *string
 	once       *bool
+	format     *string
 	applies    []func(*config.Config) error // one per setting flag, a no-op unless given
 }
 
@@ -25,6 +26,7 @@ func registerFlags(app *kingpin.Application) *flags {
 	f := &flags{
 		configFile: app.Flag("config.file", "YAML configuration file; every flag has a key there (see README). Precedence: flag > environment > file > default.").String(),
 		once:       app.Flag("once", "Run one discovery cycle, write the outputs and exit: 0 on success, 1 when discovery failed.").Bool(),
+		format:     app.Flag("output.format", "What --once makes of the targets: file (write the outputs), or table (print the targets and the skipped items on stdout, write nothing).").Default(formatFile).String(),
 	}
 	durationFlag(f, app, "refresh.interval", "Time between discovery cycles. Env "+config.EnvConfigReloadFrequency+" (whole seconds).",
 		time.Duration(def.RefreshInterval), func(c *config.Config, v time.Duration) { c.RefreshInterval = model.Duration(v) })

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 
+	"github.com/ecs-sd/ecs-sd/internal/awsclient"
 	"github.com/ecs-sd/ecs-sd/internal/config"
 	"github.com/ecs-sd/ecs-sd/internal/refresh"
 )
@@ -40,6 +41,9 @@ func run(args []string, lookupEnv func(string) (string, bool)) int {
 		return 2
 	}
 	cfg, err := fl.resolve(lookupEnv)
+	if err == nil {
+		err = checkFormat(*fl.format, *fl.once)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ecs-sd: invalid configuration: %v\n", err)
 		return 2
@@ -53,7 +57,11 @@ func run(args []string, lookupEnv func(string) (string, bool)) int {
 	setGCPercent(lookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, *fl.once, logger); err != nil {
+	mode := runMode{once: *fl.once}
+	if *fl.format == formatTable {
+		mode.table = os.Stdout
+	}
+	if err := serve(ctx, cfg, mode, logger); err != nil {
 		logger.Error("Exiting", "err", err)
 		if errors.As(err, new(configError)) {
 			return 2
@@ -97,8 +105,10 @@ func newLogger(c config.Log) (*slog.Logger, error) {
 }
 
 // serve wires sources, sinks and jobs into the discovery loop, and runs it with the HTTP server
-// until ctx ends (or runs one cycle, with once).
-func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logger) error {
+// until ctx ends (or runs one cycle, with mode.once: writing the outputs, or printing the tables
+// to mode.table).
+func serve(ctx context.Context, cfg config.Config, mode runMode, logger *slog.Logger) error {
+	once := mode.once
 	logger.Info("Starting ecs-sd", "version", version.Info(), "build_context", version.BuildContext())
 	reg := newRegistry()
 	var (
@@ -122,6 +132,9 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 	if err != nil {
 		return err
 	}
+	if mode.table != nil {
+		return printOnce(ctx, mode.table, cfg, sources, metrics, logger)
+	}
 	sinks, targetsHandler, baseline, err := newSinks(cfg.Output, reg, logger)
 	if err != nil {
 		return err
@@ -134,6 +147,8 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		Baseline: baseline,
 		Logger:   logger,
 		Metrics:  metrics,
+		// The status's count of each discovery's AWS calls.
+		CountCalls: awsclient.CountCalls,
 	})
 	if once {
 		if err := loop.RunOnce(ctx); err != nil {
@@ -141,10 +156,7 @@ func serve(ctx context.Context, cfg config.Config, once bool, logger *slog.Logge
 		}
 		return nil
 	}
-	handler, err := routes(cfg.Web, targetsHandler, reg, loop.Ready, loop.Pending)
-	if err != nil {
-		return err
-	}
+	handler := routes(cfg.Web, targetsHandler, reg, loop)
 	// The outputs hold the earlier run's list before the first request can be answered.
 	if err := loop.Prime(ctx); err != nil {
 		return err

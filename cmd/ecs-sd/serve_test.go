@@ -48,7 +48,7 @@ func TestAddressInUse(t *testing.T) {
 	require.NoError(t, os.WriteFile(tmp, []byte("another ecs-sd's write in flight"), 0o600))
 
 	var logs testenv.SyncBuffer
-	err = serve(t.Context(), testConfig(dir, busy.Addr().String()), false, slog.New(slog.NewTextHandler(&logs, nil)))
+	err = serve(t.Context(), testConfig(dir, busy.Addr().String()), runMode{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.EqualError(t, err, "web listen address: listen tcp "+busy.Addr().String()+": bind: address already in use")
 	require.NotContains(t, logs.String(), "level=ERROR", "no other error before the real one")
 	require.NotContains(t, logs.String(), "canceled")
@@ -143,7 +143,7 @@ func startServe(t *testing.T, cfg config.Config) *testenv.SyncBuffer {
 	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewTextHandler(logs, nil))) }()
+	go func() { done <- serve(ctx, cfg, runMode{}, slog.New(slog.NewTextHandler(logs, nil))) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)

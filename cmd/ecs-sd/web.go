@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ecs-sd/ecs-sd/internal/config"
@@ -21,55 +20,43 @@ import (
 
 // routes returns ecs-sd's HTTP handler: the http_sd list at the targets path (when targets is not
 // nil), /metrics, /-/healthy, /-/ready (503 until every source has had a discovery without
-// error: until then the list may hold an earlier run's targets, or lack those of a failing part)
-// and, at /, exporter-toolkit's landing page linking them.
-//
-// pending (may be nil) names the sources that have not succeeded yet (with their account and
-// region when there are several): the 503's body lists them, one a line.
-func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, ready func() bool, pending func() []string) (http.Handler, error) {
+// error: until then the list may hold an earlier run's targets, or lack those of a failing part;
+// the 503's body names the sources not there yet, one a line), /api/v1/status (the sources,
+// skipped items and latest changes, as JSON) and, at /, the status page, which links them all.
+func routes(wc config.Web, targets http.Handler, reg *prometheus.Registry, view statusView) http.Handler {
 	mux := http.NewServeMux()
-	var links []web.LandingLinks
+	var links []pageLink
 	if targets != nil {
 		mux.Handle(wc.TargetsPath, targets)
-		links = append(links, web.LandingLinks{Address: wc.TargetsPath, Text: "Targets", Description: "the target list, for Prometheus http_sd"})
+		links = append(links, pageLink{wc.TargetsPath, "Targets", "the target list, for Prometheus http_sd"})
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ecs-sd is healthy.")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
+		if !view.Ready() {
 			msg := "ecs-sd is not ready: not every source has had a discovery without error yet."
-			if pending != nil {
-				if names := pending(); len(names) > 0 {
-					msg += " Waiting for:\n" + strings.Join(names, "\n")
-				}
+			if names := view.Pending(); len(names) > 0 {
+				msg += " Waiting for:\n" + strings.Join(names, "\n")
 			}
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ecs-sd is ready.")
 	})
+	mux.Handle("/api/v1/status", statusAPI(view))
 	links = append(links,
-		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "ecs-sd's own metrics"},
-		web.LandingLinks{Address: "/-/healthy", Text: "Health", Description: "200 while the process runs"},
-		web.LandingLinks{Address: "/-/ready", Text: "Readiness", Description: "200 once every source has had a discovery without error"},
+		pageLink{"/api/v1/status", "Status API", "the sources, skipped items and latest changes, as JSON"},
+		pageLink{"/metrics", "Metrics", "ecs-sd's own metrics"},
+		pageLink{"/-/healthy", "Health", "200 while the process runs"},
+		pageLink{"/-/ready", "Readiness", "200 once every source has had a discovery without error"},
 	)
 	if targets != nil && wc.TargetsPath == "/" {
-		return mux, nil // the target list is the root page
+		return mux // the target list is the root page
 	}
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        "ecs-sd",
-		Description: "Prometheus service discovery for Amazon ECS",
-		Version:     version.Info(),
-		Links:       links,
-		Profiling:   "false",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("landing page: %w", err)
-	}
-	mux.Handle("/", landing)
-	return mux, nil
+	mux.Handle("/", statusPageHandler(view, links))
+	return mux
 }
 
 // listen checks the web configuration file (TLS, basic auth) and binds every listen address, so

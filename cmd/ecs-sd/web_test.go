@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,7 +19,7 @@ func TestRoutes(t *testing.T) {
 		contains []string
 		lacks    []string
 	}
-	landing := []string{"<title>ecs-sd</title>", `href="/metrics"`, `href="/-/healthy"`, `href="/-/ready"`}
+	landing := []string{"<title>ecs-sd status</title>", `href="/metrics"`, `href="/-/healthy"`, `href="/-/ready"`, `href="/api/v1/status"`}
 	for _, tc := range []struct {
 		name        string
 		targetsPath string
@@ -33,7 +32,8 @@ func TestRoutes(t *testing.T) {
 			"/prometheus-targets": {200, []string{"[]\n"}, nil},
 			"/metrics":            {200, []string{"ecs_sd_build_info"}, nil},
 			"/-/healthy":          {200, []string{"healthy"}, nil},
-			"/-/ready":            {503, []string{"not ready"}, nil},
+			"/-/ready":            {503, []string{"not ready", "Waiting for:\ncloudmap"}, nil},
+			"/api/v1/status":      {200, []string{`"sources": [`, `"skipped": [`}, nil},
 			"/nothing-here":       {404, nil, nil},
 		}},
 		{name: "ready", targetsPath: "/prometheus-targets", httpSD: true, ready: true, want: map[string]answer{
@@ -55,10 +55,11 @@ func TestRoutes(t *testing.T) {
 			if tc.httpSD {
 				targets = httpsd.New(nil)
 			}
-			var ready atomic.Bool
-			ready.Store(tc.ready)
-			handler, err := routes(wc, targets, newRegistry(), ready.Load, nil)
-			require.NoError(t, err)
+			view := &fakeView{ready: tc.ready}
+			if !tc.ready {
+				view.pending = []string{"cloudmap"}
+			}
+			handler := routes(wc, targets, newRegistry(), view)
 			srv := httptest.NewServer(handler)
 			defer srv.Close()
 			for path, want := range tc.want {

@@ -45,17 +45,21 @@ func TestCloudMapCallsReachTheEndpointAndAreCounted(t *testing.T) {
 	require.NoError(t, err)
 	client := CloudMap(cfg)
 
-	_, err = client.DiscoverInstances(context.Background(), &servicediscovery.DiscoverInstancesInput{
+	ctx, counted := CountCalls(context.Background())
+	_, err = client.DiscoverInstances(ctx, &servicediscovery.DiscoverInstancesInput{
 		NamespaceName: aws.String("ns"), ServiceName: aws.String("svc"),
 	})
 	require.NoError(t, err, "DiscoverInstances must reach the custom endpoint itself")
-	_, err = client.ListNamespaces(context.Background(), &servicediscovery.ListNamespacesInput{})
+	_, err = client.ListNamespaces(ctx, &servicediscovery.ListNamespacesInput{})
 	require.ErrorContains(t, err, "AccessDeniedException")
+	require.Equal(t, 2, counted(), "the calls made in the counting context, failed ones too")
+	_, _ = client.ListNamespaces(context.Background(), &servicediscovery.ListNamespacesInput{})
+	require.Equal(t, 2, counted(), "calls in another context are not counted")
 
-	require.Equal(t, []string{"Route53AutoNaming_v20170314.DiscoverInstances", "Route53AutoNaming_v20170314.ListNamespaces"}, targets,
+	require.Equal(t, []string{"Route53AutoNaming_v20170314.DiscoverInstances", "Route53AutoNaming_v20170314.ListNamespaces", "Route53AutoNaming_v20170314.ListNamespaces"}, targets,
 		"AccessDenied is not retried")
 	require.Equal(t, 1.0, testutil.ToFloat64(m.Calls().WithLabelValues("ServiceDiscovery", "DiscoverInstances", "success")))
-	require.Equal(t, 1.0, testutil.ToFloat64(m.Calls().WithLabelValues("ServiceDiscovery", "ListNamespaces", "error")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.Calls().WithLabelValues("ServiceDiscovery", "ListNamespaces", "error")))
 }
 
 func TestLoadNeedsARegion(t *testing.T) {

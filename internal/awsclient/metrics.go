@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -68,6 +69,9 @@ func (m *Metrics) Retries() *prometheus.CounterVec { return m.retries }
 // observe counts a finished call by outcome, and every attempt of it that the SDK retried by its
 // error code. The call's metadata holds the result of each attempt.
 func (m *Metrics) observe(ctx context.Context, md middleware.Metadata, err error) {
+	if n, ok := ctx.Value(callCountKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
 	service, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
 	m.calls.WithLabelValues(service, op, Outcome(err)).Inc()
 	attempts, _ := retry.GetAttemptResults(md)
@@ -76,6 +80,16 @@ func (m *Metrics) observe(ctx context.Context, md middleware.Metadata, err error
 			m.retries.WithLabelValues(service, op, ErrorCode(a.Err)).Inc()
 		}
 	}
+}
+
+type callCountKey struct{}
+
+// CountCalls returns a context in which the calls that clients with metrics make (after retries,
+// as ecs_sd_aws_api_calls_total counts them) are counted, and the function that tells how many
+// were made so far: the refresh loop's count of a discovery's calls.
+func CountCalls(ctx context.Context) (context.Context, func() int) {
+	n := new(atomic.Int64)
+	return context.WithValue(ctx, callCountKey{}, n), func() int { return int(n.Load()) }
 }
 
 // Outcome classifies an API error for metrics: "success", "throttled", "timeout" (the call or

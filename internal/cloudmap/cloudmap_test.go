@@ -91,6 +91,11 @@ func TestBuildTargets(t *testing.T) {
 			for _, s := range skips {
 				reasons = append(reasons, s.Reason)
 				require.NotEmpty(t, s.Detail)
+				// The instance's id, and the endpoint's when the skip is of one endpoint.
+				require.Equal(t, refresh.ID{Name: "instance", Value: "task-1"}, s.IDs[0])
+				if strings.Contains(s.Item, "/") {
+					require.Equal(t, []refresh.ID{{Name: "instance", Value: "task-1"}, {Name: "endpoint", Value: s.Item[len("task-1/"):]}}, s.IDs)
+				}
 			}
 			require.Equal(t, tc.skips, reasons)
 		})

@@ -147,11 +147,11 @@ func (b *builder) collided(cs []targets.Collision) {
 func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaults) {
 	var def defaults
 	if inst.Health == healthUnhealthy && !b.includeUnhealthy {
-		return nil, []refresh.Skip{{Item: inst.ID, Reason: reasonUnhealthy, Detail: "instance is UNHEALTHY", Quiet: true}}, def
+		return nil, []refresh.Skip{{Item: inst.ID, Reason: reasonUnhealthy, Detail: "instance is UNHEALTHY", Quiet: true, IDs: instanceIDs(inst.ID)}}, def
 	}
 	ip, sk := instanceIP(inst)
 	if sk != nil {
-		sk.Item = inst.ID
+		sk.Item, sk.IDs = inst.ID, instanceIDs(inst.ID)
 		return nil, []refresh.Skip{*sk}, def
 	}
 	svc := b.svc
@@ -162,13 +162,14 @@ func (b *builder) build(inst instance) ([]*targets.Group, []refresh.Skip, defaul
 	)
 	add := func(port int, portErr error, pathTag, path, endpoint string, scrape targets.ScrapeSettings, scrapeErr *targets.ScrapeError) {
 		item := inst.ID + "/" + endpoint
+		ids := append(instanceIDs(inst.ID), refresh.ID{Name: "endpoint", Value: endpoint})
 		switch {
 		case portErr != nil:
-			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPort, Detail: portErr.Error()})
+			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPort, Detail: portErr.Error(), IDs: ids})
 		case scrapeErr != nil:
-			skips = append(skips, refresh.Skip{Item: item, Reason: scrapeErr.Reason, Detail: scrapeErr.Error()})
+			skips = append(skips, refresh.Skip{Item: item, Reason: scrapeErr.Reason, Detail: scrapeErr.Error(), IDs: ids})
 		case !strings.HasPrefix(path, "/"):
-			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPath, Detail: fmt.Sprintf("tag %s=%q does not start with /", pathTag, path)})
+			skips = append(skips, refresh.Skip{Item: item, Reason: reasonBadPath, Detail: fmt.Sprintf("service tag %s=%q does not start with /", pathTag, path), IDs: ids})
 		default:
 			if labels == nil {
 				labels = b.instanceLabels(inst)
@@ -217,6 +218,9 @@ func (b *builder) instanceLabels(inst instance) model.LabelSet {
 	b.collided(b.lb.SetMap(labels, AttributeLabelPrefix, inst.Attributes))
 	return labels
 }
+
+// instanceIDs are the ids of a skipped instance within its service.
+func instanceIDs(id string) []refresh.ID { return []refresh.ID{{Name: "instance", Value: id}} }
 
 func instanceIP(inst instance) (string, *refresh.Skip) {
 	for _, attr := range []string{attrIPv4, attrIPv6} {

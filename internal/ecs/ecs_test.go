@@ -252,6 +252,23 @@ func TestTargetsByNetworkModeAndRule(t *testing.T) {
 				}
 			}
 			require.ElementsMatch(t, tc.skips, reasons)
+			// The status tells each skip with the ids that find it and what is wrong.
+			skipped := e.src.Skipped()
+			require.Len(t, skipped, len(tc.skips))
+			for _, sk := range skipped {
+				ids := map[string]string{}
+				for _, id := range sk.IDs {
+					ids[id.Name] = id.Value
+				}
+				require.Equal(t, Name, sk.Source)
+				require.Contains(t, tc.skips, sk.Reason)
+				require.NotEmpty(t, sk.Message)
+				require.Equal(t, "prod", arnName(ids["cluster"]), sk.IDs)
+				require.Contains(t, ids["task"], ":task/", sk.IDs)
+				if sk.Reason != reasonNotRunning && sk.Reason != reasonNetworkModeNone {
+					require.NotEmpty(t, ids["container"], "a container's skip names it: %v", sk.IDs)
+				}
+			}
 			for _, g := range groups {
 				require.NoError(t, g.Labels.Validate())
 			}

@@ -460,13 +460,16 @@ func (s *Source) reportSkips(cluster, task, taskDefinition string, skips []skip)
 	for _, sk := range skips {
 		transient = transient || sk.transient
 		item := arnName(task)
+		ids := []refresh.ID{{Name: "task", Value: task}}
 		if sk.container != "" {
 			item += "/" + sk.container
+			ids = append(ids, refresh.ID{Name: "container", Value: sk.container})
 		}
 		if sk.port != 0 {
 			item += ":" + strconv.Itoa(int(sk.port))
+			ids = append(ids, refresh.ID{Name: "container_port", Value: strconv.Itoa(int(sk.port))})
 		}
-		out = append(out, refresh.Skip{Item: item, Reason: sk.reason, Detail: sk.detail, Quiet: sk.transient})
+		out = append(out, refresh.Skip{Item: item, Reason: sk.reason, Detail: sk.detail, Quiet: sk.transient, IDs: ids})
 	}
 	s.skips.Set(task, out, "cluster", cluster, "task_definition", taskDefinition)
 	return transient

@@ -62,3 +62,6 @@ func newMetrics(shared *refresh.Metrics, pair refresh.Pair, reg prometheus.Regis
 	}
 	return m
 }
+
+// Skipped returns the items skipped now, with the ids that find them (refresh.Skipper).
+func (s *Source) Skipped() []refresh.Skipped { return s.skips.Current() }

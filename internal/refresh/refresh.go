@@ -105,6 +105,8 @@ type Options struct {
 	Logger   *slog.Logger
 	// Metrics are the loop's metrics (NewMetrics); nil means unregistered ones.
 	Metrics *Metrics
+	// CountCalls, when not nil, counts the AWS calls of each discovery, for the status.
+	CountCalls CallCounter
 }
 
 // Loop is the discovery loop.
@@ -115,6 +117,7 @@ type Loop struct {
 	last      map[sourceKey][]*targets.Group // per source, the last groups it returned
 	succeeded map[sourceKey]bool             // sources that had a discovery without error
 	ready     bool                           // complete: every source has succeeded once
+	states    map[sourceKey]sourceState      // per source, its last discovery, for the status
 	wake      chan struct{}                  // Wake's asks, merged: one pending at most
 
 	// The baseline, until the list is complete: read by earlier (nil once read), then held as
@@ -129,6 +132,13 @@ type Loop struct {
 
 	snapMu sync.Mutex
 	snap   targets.Snapshot // the last list given to the sinks
+
+	// The changes of the discovered list, for the status.
+	chMu           sync.Mutex
+	endpoints      []endpoint // the last list's, sorted by key
+	diffed         []byte     // the Gzip of the last list compared
+	changes        []Change   // oldest first, at most MaxChanges
+	changesDropped int        // older changes dropped from changes
 
 	metrics *Metrics
 }
@@ -150,6 +160,7 @@ func New(opts Options) *Loop {
 		opts:      opts,
 		last:      map[sourceKey][]*targets.Group{},
 		succeeded: map[sourceKey]bool{},
+		states:    map[sourceKey]sourceState{},
 		earlier:   opts.Baseline,
 		wake:      make(chan struct{}, 1),
 		metrics:   opts.Metrics,
@@ -441,18 +452,25 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 
 // result is the outcome of one discovery.
 type result struct {
-	groups []*targets.Group
-	err    error
+	groups   []*targets.Group
+	err      error
+	duration time.Duration
+	calls    int // AWS calls made, when counted
 }
 
 // discover runs one discovery of s, bounded by the timeout, and observes its duration.
 func (l *Loop) discover(ctx context.Context, s Source) result {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
+	calls := func() int { return 0 }
+	if l.opts.CountCalls != nil {
+		ctx, calls = l.opts.CountCalls(ctx)
+	}
 	start := time.Now()
 	groups, err := s.Discover(ctx)
-	l.metrics.duration.WithLabelValues(l.metrics.values(keyOf(s))...).Observe(time.Since(start).Seconds())
-	return result{groups, err}
+	took := time.Since(start)
+	l.metrics.duration.WithLabelValues(l.metrics.values(keyOf(s))...).Observe(took.Seconds())
+	return result{groups, err, took, calls()}
 }
 
 // runJob runs j once, bounded by the timeout; its error is logged, counted and returned.
@@ -478,6 +496,14 @@ func (l *Loop) store(s Source, r result) error {
 	if a, ok := s.(Applier); ok && r.groups != nil {
 		r.groups = a.Current() // with the changes applied while the discovery ran
 	}
+	state := l.states[key]
+	state.ended, state.duration, state.calls, state.lastErr = true, r.duration, r.calls, ""
+	if r.err != nil {
+		state.lastErr = r.err.Error()
+	} else {
+		state.lastSuccess = time.Now()
+	}
+	l.states[key] = state
 	switch {
 	case r.err == nil:
 		l.last[key] = r.groups
@@ -536,6 +562,7 @@ func (l *Loop) update(ctx context.Context) []error {
 		return []error{err}
 	}
 	errs := l.publish(ctx, snap)
+	l.changed(merged, snap)
 
 	l.mu.Lock()
 	first := complete && !l.ready
@@ -553,6 +580,18 @@ func (l *Loop) update(ctx context.Context) []error {
 	}
 	l.kept = max(kept, 0)
 	return errs
+}
+
+// changed records the changes of the discovered list merged, whose list (with the baseline's
+// targets while it is not complete) is snap, unless snap is the list compared last.
+func (l *Loop) changed(merged []*targets.Group, snap targets.Snapshot) {
+	l.chMu.Lock()
+	same := len(snap.Gzip) == len(l.diffed) && len(snap.Gzip) > 0 && &snap.Gzip[0] == &l.diffed[0]
+	l.diffed = snap.Gzip
+	l.chMu.Unlock()
+	if !same {
+		l.noteChanges(merged, time.Now())
+	}
 }
 
 // byName returns the targets of every source by source name: those of the sources of one name in

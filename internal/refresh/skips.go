@@ -3,11 +3,15 @@ package refresh
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,6 +25,71 @@ type Skip struct {
 	// Quiet marks a passing state (an unhealthy instance, a task still starting): its changes are
 	// logged at debug level; the others' at warning (skipped) and info (skipped no more).
 	Quiet bool
+	// IDs find the item within its scope (an instance id and endpoint; a task ARN and container):
+	// the status shows them after the scope's (Set's attrs).
+	IDs []ID
+
+	since time.Time // when it was first skipped for Reason
+}
+
+// ID is one of the ids that find a skipped item in AWS: what it names (namespace, service,
+// instance, cluster, task, container, ...) and its value.
+type ID struct {
+	Name  string
+	Value string
+}
+
+// IDs are a skipped item's ids, in order: the scope's, then the item's own. In JSON they are an
+// object whose keys keep that order.
+type IDs []ID
+
+// MarshalJSON writes ids as one JSON object, in order.
+func (ids IDs) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(id.Name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(id.Value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// String writes ids as name=value pairs separated by spaces, values quoted when they hold a
+// space, a quote or nothing.
+func (ids IDs) String() string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		v := id.Value
+		if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+			v = strconv.Quote(v)
+		}
+		parts[i] = id.Name + "=" + v
+	}
+	return strings.Join(parts, " ")
+}
+
+// Skipped is an item skipped now, as the status shows it.
+type Skipped struct {
+	Source  string    `json:"source"`
+	Account string    `json:"account,omitempty"`
+	Region  string    `json:"region,omitempty"`
+	Reason  string    `json:"reason"` // the reason label of ecs_sd_targets_skipped_total
+	IDs     IDs       `json:"ids"`
+	Message string    `json:"message"` // what is wrong, naming the tag, label or attribute to change
+	Since   time.Time `json:"since"`   // first skipped for this reason (since start)
 }
 
 // Skips follows what one source skipped from cycle to cycle. A source reports, for every scope it
@@ -32,6 +101,8 @@ type Skip struct {
 // skipped for a reason it was not skipped for at the previous cycle. Skips is safe for concurrent
 // use.
 type Skips struct {
+	source  string
+	pair    Pair
 	logger  *slog.Logger
 	current *prometheus.GaugeVec   // by reason
 	events  *prometheus.CounterVec // by reason
@@ -46,6 +117,7 @@ type Skips struct {
 // scope is the skipped items of one scope, with the log attributes of their changes.
 type scope struct {
 	attrs []any
+	ids   IDs    // attrs as ids
 	key   string // attrs, printed: changes with the same key make one log line
 	items map[string]Skip
 }
@@ -72,6 +144,8 @@ func (m *Metrics) Skips(source string, pair Pair, logger *slog.Logger, reasons .
 		m = NewMetrics(nil)
 	}
 	s := &Skips{
+		source:  source,
+		pair:    pair,
 		logger:  LoggerOrDiscard(logger),
 		current: m.skippedNow.MustCurryWith(m.labels(sourceKey{source, pair})),
 		events:  m.skipped.MustCurryWith(m.labels(sourceKey{source, pair})),
@@ -98,7 +172,7 @@ func (s *Skips) Set(name string, skips []Skip, attrs ...any) {
 	if old == nil && len(skips) == 0 {
 		return
 	}
-	now := &scope{attrs: attrs, key: fmt.Sprint(attrs...), items: make(map[string]Skip, len(skips))}
+	now := &scope{attrs: attrs, ids: attrIDs(attrs), key: fmt.Sprint(attrs...), items: make(map[string]Skip, len(skips))}
 	for _, sk := range skips {
 		now.items[sk.Item] = sk
 	}
@@ -106,10 +180,15 @@ func (s *Skips) Set(name string, skips []Skip, attrs ...any) {
 	if old != nil {
 		before = old.items
 	}
+	at := time.Now()
 	for item, sk := range now.items {
 		if prev, ok := before[item]; !ok || prev.Reason != sk.Reason {
+			sk.since = at
 			s.note(true, now, sk)
+		} else {
+			sk.since = prev.since
 		}
+		now.items[item] = sk
 	}
 	for item, prev := range before {
 		if sk, ok := now.items[item]; !ok || prev.Reason != sk.Reason {
@@ -159,6 +238,40 @@ func (s *Skips) Done(ctx context.Context, keep func(scope string) bool) {
 			s.logger.Log(ctx, slog.LevelInfo, "Targets no longer skipped", attrs...)
 		}
 	}
+}
+
+// attrIDs returns log attributes (key, value, ...) as ids.
+func attrIDs(attrs []any) IDs {
+	ids := make(IDs, 0, len(attrs)/2)
+	for i := 0; i+1 < len(attrs); i += 2 {
+		ids = append(ids, ID{fmt.Sprint(attrs[i]), fmt.Sprint(attrs[i+1])})
+	}
+	return ids
+}
+
+// Current returns the items skipped now, sorted by reason and ids.
+func (s *Skips) Current() []Skipped {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Skipped
+	for _, sc := range s.scopes {
+		for _, sk := range sc.items {
+			out = append(out, Skipped{
+				Source: s.source, Account: s.pair.Account, Region: s.pair.Region,
+				Reason: sk.Reason, IDs: append(slices.Clip(sc.ids), sk.IDs...), Message: sk.Detail, Since: sk.since,
+			})
+		}
+	}
+	slices.SortFunc(out, compareSkipped)
+	return out
+}
+
+// compareSkipped orders skipped items by source, pair, reason and ids.
+func compareSkipped(a, b Skipped) int {
+	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region),
+		cmp.Compare(a.Reason, b.Reason), slices.CompareFunc(a.IDs, b.IDs, func(x, y ID) int {
+			return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Value, y.Value))
+		}))
 }
 
 // Counts returns the items skipped now for reason, and the times an item was newly skipped for it
