@@ -72,6 +72,9 @@ func Run(ctx context.Context, opts Options) []Section {
 	var sections []Section
 	for _, p := range opts.Pairs {
 		c := &checker{cfg: opts.Config, aws: p.AWS, region: p.Region, several: several}
+		if p.RoleARN != "" {
+			c.account = config.RoleAccount(p.RoleARN) // until STS says
+		}
 		c.pair(ctx, p.RoleARN)
 		s := Section{Results: c.results}
 		if several {
@@ -169,8 +172,11 @@ func (c *checker) pair(ctx context.Context, roleARN string) {
 // identity reads the account id of the credentials.
 func (c *checker) identity(ctx context.Context) bool {
 	id, err := awsclient.Identity(ctx, c.aws)
+	if err != nil {
+		return c.add(GetCallerIdentity, "", err)
+	}
 	c.account = id
-	return c.add(GetCallerIdentity, "account "+id, err)
+	return c.add(GetCallerIdentity, "account "+id, nil)
 }
 
 // skipRest records the actions of the pair's sources as skipped, for why.
