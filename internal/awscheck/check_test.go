@@ -198,7 +198,7 @@ func TestDenied(t *testing.T) {
 		skipped        []string
 	}{
 		{op: "ListTasks", code: "AccessDeniedException",
-			want: `denied  ecs:ListTasks  cluster prod  AccessDeniedException: User is not authorized to perform: ListTasks  add: {"Effect":"Allow","Action":"ecs:ListTasks","Resource":"*","Condition":{"ArnLike":{"ecs:cluster":"arn:aws:ecs:us-east-1:123456789012:cluster/prod"}}}`,
+			want:    `denied  ecs:ListTasks  cluster prod  AccessDeniedException: User is not authorized to perform: ListTasks  add: {"Effect":"Allow","Action":"ecs:ListTasks","Resource":"*","Condition":{"ArnLike":{"ecs:cluster":"arn:aws:ecs:us-east-1:123456789012:cluster/prod"}}}`,
 			skipped: []string{"ecs:DescribeTasks", "ecs:DescribeTaskDefinition", "ecs:DescribeContainerInstances", "ec2:DescribeInstances", "ecs:DescribeServices"}},
 		{op: "DiscoverInstances", code: "AccessDeniedException",
 			want: `denied  servicediscovery:DiscoverInstances  service web (srv-1) in namespace apps  AccessDeniedException: User is not authorized to perform: DiscoverInstances  add: {"Effect":"Allow","Action":"servicediscovery:DiscoverInstances","Resource":["arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-1","arn:aws:servicediscovery:us-east-1:123456789012:service/srv-1"]}`},
