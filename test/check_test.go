@@ -51,7 +51,7 @@ func checkFixtures(t *testing.T, m *testenv.Moto) ([]string, *testenv.EventQueue
 }
 
 // checkLine matches a line of `ecs-sd check aws`: status, action, and what follows.
-var checkLine = regexp.MustCompile(`^(ok|denied|failed|skipped)  (\S+)(?:  (.*))?$`)
+var checkLine = regexp.MustCompile(`^(ok|denied|failed|skipped) {2}(\S+)(?: {2}(.*))?$`)
 
 // checkLines returns the lines of the output by action: every line must have the shape of one.
 func checkLines(t *testing.T, stdout string) map[string][]string {

@@ -47,7 +47,7 @@ var (
 	// lineError is one error of a *yaml.TypeError: "line 3: field foo not found in type config.X",
 	// "line 3: cannot unmarshal !!str `abc` into int".
 	lineError    = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unknownField = regexp.MustCompile("^field (\\S+) not found in type \\S+$")
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	badValue     = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
 )
 

@@ -18,7 +18,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"aws:\n  accounts:\n    - role_arn: x\n      extid: 3\n", "line 4: unknown key aws.accounts[0].extid"},
 		{"cloudmap: {enabled: true, concurrency: x}\n", `line 1: cloudmap.concurrency: "x" is not a valid int`},
 		{"aws: [1]\n", "line 1: aws: cannot unmarshal !!seq into config.AWS"},
-		{"log:\n  levle: debug\nweb:\n  listen_adress: [':1']\n", "line 2: unknown key log.levle; line 4: unknown key web.listen_adress"},
+		{"log:\n  lvl: debug\nweb:\n  listen_addr: [':1']\n", "line 2: unknown key log.lvl; line 4: unknown key web.listen_addr"},
 	} {
 		c := Default()
 		require.EqualError(t, c.Parse([]byte(tc.yaml)), tc.want, tc.yaml)
