@@ -49,33 +49,36 @@ type Action struct {
 
 // The IAM actions ecs-sd calls.
 const (
-	AssumeRole                  = "sts:AssumeRole"
-	GetCallerIdentity           = "sts:GetCallerIdentity"
-	GetParameter                = "ssm:GetParameter"
-	ListNamespaces              = "servicediscovery:ListNamespaces"
-	ListServices                = "servicediscovery:ListServices"
-	GetService                  = "servicediscovery:GetService"
-	ListTagsForResource         = "servicediscovery:ListTagsForResource"
-	DiscoverInstances           = "servicediscovery:DiscoverInstances"
-	ListInstances               = "servicediscovery:ListInstances"
-	GetInstancesHealthStatus    = "servicediscovery:GetInstancesHealthStatus"
-	ListClusters                = "ecs:ListClusters"
-	DescribeClusters            = "ecs:DescribeClusters"
-	ListTasks                   = "ecs:ListTasks"
-	DescribeTasks               = "ecs:DescribeTasks"
-	DescribeTaskDefinition      = "ecs:DescribeTaskDefinition"
-	DescribeContainerInstances  = "ecs:DescribeContainerInstances"
-	DescribeServices            = "ecs:DescribeServices"
-	DescribeInstances           = "ec2:DescribeInstances"
-	ReceiveMessage              = "sqs:ReceiveMessage"
-	DeleteMessage               = "sqs:DeleteMessage"
-	clusterCondition            = "ecs:cluster"
-	arnLike                     = "ArnLike"
+	AssumeRole                 = "sts:AssumeRole"
+	GetCallerIdentity          = "sts:GetCallerIdentity"
+	GetParameter               = "ssm:GetParameter"
+	ListNamespaces             = "servicediscovery:ListNamespaces"
+	ListServices               = "servicediscovery:ListServices"
+	GetService                 = "servicediscovery:GetService"
+	ListTagsForResource        = "servicediscovery:ListTagsForResource"
+	DiscoverInstances          = "servicediscovery:DiscoverInstances"
+	ListInstances              = "servicediscovery:ListInstances"
+	GetInstancesHealthStatus   = "servicediscovery:GetInstancesHealthStatus"
+	ListClusters               = "ecs:ListClusters"
+	DescribeClusters           = "ecs:DescribeClusters"
+	ListTasks                  = "ecs:ListTasks"
+	DescribeTasks              = "ecs:DescribeTasks"
+	DescribeTaskDefinition     = "ecs:DescribeTaskDefinition"
+	DescribeContainerInstances = "ecs:DescribeContainerInstances"
+	DescribeServices           = "ecs:DescribeServices"
+	DescribeInstances          = "ec2:DescribeInstances"
+	ReceiveMessage             = "sqs:ReceiveMessage"
+	DeleteMessage              = "sqs:DeleteMessage"
+)
+
+// The resources of the statements whose resource is "*", by why.
+const (
 	noResourceLevelPermissions  = AnyResource
 	scopedByTheClusterCondition = AnyResource
 )
 
-var onCluster = Condition{Operator: arnLike, Key: clusterCondition}
+// onCluster is the condition of the ECS actions on a cluster's tasks, services and instances.
+var onCluster = Condition{Operator: "ArnLike", Key: "ecs:cluster"}
 
 // Actions is every IAM action ecs-sd calls, with the resource and condition of the kit's
 // statement that grants it (deploy/iam/*.json, deploy/cloudformation).
