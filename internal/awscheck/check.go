@@ -93,7 +93,7 @@ func Run(ctx context.Context, opts Options) []Section {
 	if several || len(sections) == 0 {
 		sections = append(sections, Section{Title: fmt.Sprintf("ecs-sd's own account %s region %s", own.account, own.region), Results: own.results})
 	} else {
-		// One pair, in ecs-sd's own account: its identity is the pair's, reported already.
+		// One pair: its section holds ecs-sd's own calls too, without a second identity line.
 		sections[0].Results = append(sections[0].Results, own.results[1:]...)
 	}
 	return sections
