@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/ecs-sd/ecs-sd/internal/awscheck"
 )
 
 // These tests keep the IAM policies, their documentation and the code in step: every AWS
@@ -48,10 +50,16 @@ var providerActions = map[string]map[string]string{
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds": {"NewAssumeRoleProvider": "sts:AssumeRole"},
 }
 
-// noPermissionNeeded are the operations ecs-sd calls that IAM does not authorise: no policy
-// grants them, the IAM sections list them.
-var noPermissionNeeded = map[string]string{
-	"sts:GetCallerIdentity": "answers for any valid credentials (ecs-sd reads its own account id)",
+// noPermissionNeeded returns the operations ecs-sd calls that IAM does not authorise (from
+// awscheck's table), with why: no policy grants them, the IAM sections list them.
+func noPermissionNeeded() map[string]string {
+	out := map[string]string{}
+	for _, a := range awscheck.Actions {
+		if a.NoPermission != "" {
+			out[a.Name] = a.NoPermission
+		}
+	}
+	return out
 }
 
 // operationActions maps the operations authorised by an IAM action of another name to that
@@ -469,7 +477,7 @@ func TestIAMMatchesTheCode(t *testing.T) {
 	for _, action := range slices.Sorted(maps.Keys(code)) {
 		where := strings.Join(code[action], ", ")
 		_, ok := granted[action]
-		switch why, free := noPermissionNeeded[action]; {
+		switch why, free := noPermissionNeeded()[action]; {
 		case free && ok:
 			t.Errorf("%s grant %s, which needs no permission (%s): remove it", strings.Join(granted[action], ", "), action, why)
 		case !free && !ok:
@@ -592,5 +600,95 @@ func TestOperatorPermissionsMatchTheScripts(t *testing.T) {
 		if _, called := calls[action]; !called && impliedOperatorActions[action] == "" {
 			t.Errorf("deploy/README.md's operator permissions list %s, which no script needs", action)
 		}
+	}
+}
+
+// checkPackage is `ecs-sd check aws`, which calls each action of awscheck.Actions.
+const checkPackage = "internal/awscheck"
+
+// calledElsewhere are the actions of awscheck.Actions that the check calls through other
+// packages of ecs-sd, as the daemon does.
+var calledElsewhere = map[string]string{
+	awscheck.AssumeRole:        "the pair's credentials (awsclient.ForPair)",
+	awscheck.GetCallerIdentity: "awsclient.Identity",
+	awscheck.GetParameter:      "ssmparam, as the daemon reads its parameters",
+}
+
+// TestCheckTableMatchesTheCodeAndThePolicies: awscheck.Actions, the table `ecs-sd check aws`
+// walks, lists exactly the actions ecs-sd calls; the check calls each (but those it must not);
+// and each action's resource ("*" or not) and condition key are those of every kit statement that
+// grants it, so that the statement the check tells to add is the kit's.
+func TestCheckTableMatchesTheCodeAndThePolicies(t *testing.T) {
+	t.Parallel()
+	code := codeActions(t)
+	table := map[string]awscheck.Action{}
+	for _, a := range awscheck.Actions {
+		table[a.Name] = a
+	}
+	if got, want := slices.Sorted(maps.Keys(table)), slices.Sorted(maps.Keys(code)); !slices.Equal(got, want) {
+		t.Errorf("awscheck.Actions lists %v; the code calls %v", got, want)
+	}
+
+	checked := map[string][]string{}
+	fset := token.NewFileSet()
+	pkg, err := build.Default.ImportDir(filepath.Join(moduleRoot, checkPackage), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range pkg.GoFiles {
+		path := filepath.Join(checkPackage, name)
+		f, err := parser.ParseFile(fset, filepath.Join(moduleRoot, path), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions, _ := fileActions(fset, path, f)
+		maps.Copy(checked, actions)
+	}
+	for _, a := range awscheck.Actions {
+		_, called := checked[a.Name]
+		switch {
+		case a.NotCalled != "" && called:
+			t.Errorf("%s calls %s, which the table says it does not (%s)", checkPackage, a.Name, a.NotCalled)
+		case a.NotCalled == "" && !called && calledElsewhere[a.Name] == "":
+			t.Errorf("%s does not call %s", checkPackage, a.Name)
+		}
+	}
+
+	granted := 0
+	for where, statements := range policyStatements(t) {
+		for _, st := range statements {
+			resources := strs(st["Resource"])
+			conditions := map[string]bool{}
+			if c, ok := st["Condition"].(map[string]any); ok {
+				for _, keys := range c { // ArnLike or ArnEquals: both match an exact ARN
+					if keys, ok := keys.(map[string]any); ok {
+						for key := range keys {
+							conditions[key] = true
+						}
+					}
+				}
+			}
+			for _, action := range strs(st["Action"]) {
+				a, ok := table[action]
+				if !ok {
+					continue
+				}
+				granted++
+				star := slices.Equal(resources, []string{"*"})
+				if star != (a.Resource == awscheck.AnyResource) {
+					t.Errorf("%s grants %s on %v; awscheck.Actions has resource %d", where, action, resources, a.Resource)
+				}
+				want := map[string]bool{}
+				if a.Condition.Key != "" {
+					want[a.Condition.Key] = true
+				}
+				if !maps.Equal(conditions, want) {
+					t.Errorf("%s grants %s with conditions %v; awscheck.Actions has %v", where, action, conditions, want)
+				}
+			}
+		}
+	}
+	if granted < len(awscheck.Actions)-1 {
+		t.Errorf("only %d statements grant an action of awscheck.Actions: the search of the policies is broken", granted)
 	}
 }

@@ -1,6 +1,9 @@
 package test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,4 +42,30 @@ func TestCommandLine(t *testing.T) {
 		require.Equal(t, 2, code, "%v %v", tc.env, tc.args)
 		require.Contains(t, stderr, tc.want)
 	}
+}
+
+// TestCheckConfigCommand: `ecs-sd check config FILE` on a good file exits 0 with one line; on a
+// bad one 2, naming the key and its value; it calls no AWS (the endpoint refuses connections).
+// `ecs-sd check aws` rejects a bad configuration as the daemon does.
+func TestCheckConfigCommand(t *testing.T) {
+	t.Parallel()
+	env := testenv.AWSEnv("http://127.0.0.1:1")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	require.NoError(t, os.WriteFile(good, []byte("cloudmap:\n  namespaces: [apps]\necs:\n  clusters: [prod]\n"), 0o600))
+	code, stdout, stderr := run(t, env, "check", "config", good)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, 1, strings.Count(stdout, "\n"), stdout)
+	require.True(t, strings.HasPrefix(stdout, good+": valid: sources cloudmap (namespaces apps), ecs (clusters prod) in own account, region(s) us-east-1;"), stdout)
+
+	bad := filepath.Join(dir, "bad.yml")
+	require.NoError(t, os.WriteFile(bad, []byte("cloudmap:\n  namespaces: [apps]\n  concurrency: eight\n"), 0o600))
+	code, stdout, stderr = run(t, env, "check", "config", bad)
+	require.Equal(t, 2, code)
+	require.Empty(t, stdout)
+	require.Contains(t, stderr, `line 3: cloudmap.concurrency: "eight" is not a valid int`)
+
+	code, _, stderr = run(t, env, "--config.file", bad, "check", "aws")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "cloudmap.concurrency")
 }

@@ -29,16 +29,21 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.LookupEnv)) }
 
 // run returns the process exit code: 0 on success, 1 when a --once discovery failed or the
-// server stopped on an error, 2 for bad configuration.
+// server stopped on an error (or an AWS check did not pass), 2 for bad configuration.
 func run(args []string, lookupEnv func(string) (string, bool)) int {
 	app := kingpin.New("ecs-sd", "Discovers ECS tasks, registered in AWS Cloud Map or found with the ECS API, and writes Prometheus file_sd and http_sd target lists.")
 	app.Version(version.Print("ecs-sd"))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
 	fl := registerFlags(app)
-	if _, err := app.Parse(args); err != nil {
+	cmds := registerCommands(app)
+	command, err := app.Parse(args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "ecs-sd: %v\n", err)
 		return 2
+	}
+	if command == cmds.checkConfig.FullCommand() {
+		return checkConfig(fl, *cmds.file, lookupEnv, os.Stdout, os.Stderr)
 	}
 	cfg, err := fl.resolve(lookupEnv)
 	if err == nil {
@@ -57,6 +62,9 @@ func run(args []string, lookupEnv func(string) (string, bool)) int {
 	setGCPercent(lookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if command == cmds.checkAWS.FullCommand() {
+		return checkAWS(ctx, cfg, logger, os.Stdout, os.Stderr)
+	}
 	mode := runMode{once: *fl.once}
 	if *fl.format == formatTable {
 		mode.table = os.Stdout

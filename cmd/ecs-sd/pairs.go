@@ -24,6 +24,8 @@ import (
 type pair struct {
 	refresh.Pair
 	aws aws.Config
+	// role is the role assumed in the pair's account; nil in ecs-sd's own account.
+	role *awsclient.Role
 	// reg registers the metrics of the pair's sources: labelled by account and region when
 	// there are several pairs.
 	reg    prometheus.Registerer
@@ -86,7 +88,7 @@ func newAccounts(ctx context.Context, cfg config.Config, once bool, reg promethe
 	out.own = awsclient.ForPair(base, base.Region, nil, opts.CallTimeout, out.callMetrics.For(ownID, base.Region))
 	add := func(account string, role *awsclient.Role) {
 		for _, region := range regions {
-			p := pair{Pair: refresh.Pair{Account: account, Region: region}, reg: reg, logger: logger}
+			p := pair{Pair: refresh.Pair{Account: account, Region: region}, role: role, reg: reg, logger: logger}
 			if account == "" {
 				p.account = own.id
 			}

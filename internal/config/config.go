@@ -167,12 +167,13 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// Parse applies the YAML document data over c. Unknown keys are errors.
+// Parse applies the YAML document data over c. Unknown keys are errors; an error names the key it
+// is about by its path ("line 2: unknown key cloudmap.concurency").
 func (c *Config) Parse(data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(data, err)
 	}
 	return nil
 }
