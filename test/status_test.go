@@ -22,6 +22,8 @@ import (
 type status struct {
 	Sources []struct {
 		Name        string     `json:"name"`
+		Account     string     `json:"account"`
+		Region      string     `json:"region"`
 		Health      string     `json:"health"`
 		LastSuccess *time.Time `json:"last_success"`
 		LastError   string     `json:"last_error"`
@@ -91,6 +93,8 @@ func TestStatusAPI(t *testing.T) {
 	require.Len(t, st.Sources, 1)
 	src := st.Sources[0]
 	require.Equal(t, "cloudmap", src.Name)
+	require.Equal(t, "123456789012", src.Account, "moto's account, read by the first discovery")
+	require.Equal(t, "us-east-1", src.Region)
 	require.Equal(t, "up", src.Health)
 	require.Empty(t, src.LastError)
 	require.NotNil(t, src.LastSuccess)

@@ -161,6 +161,9 @@ func (s *Source) Name() string { return Name }
 // carry the account once read.
 func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
 
+// Location implements refresh.Located: the pair with its account once read.
+func (s *Source) Location() refresh.Pair { return s.place.Pair() }
+
 // Discover implements refresh.Source.
 func (s *Source) Discover(ctx context.Context) ([]*targets.Group, error) {
 	if _, err := s.place.Resolve(ctx); err != nil {

@@ -180,6 +180,9 @@ func (s *Source) Name() string { return Name }
 // carry the account once read.
 func (s *Source) Pair() refresh.Pair { return s.opts.Pair }
 
+// Location implements refresh.Located: the pair with its account once read.
+func (s *Source) Location() refresh.Pair { return s.place.Pair() }
+
 // clusterRun is one cluster's share of a cycle.
 type clusterRun struct {
 	entry   string

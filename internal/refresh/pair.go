@@ -50,6 +50,21 @@ type Paired interface {
 	Pair() Pair
 }
 
+// Located is a Paired source that can tell its pair as known now: with the account id read by
+// its first discovery (Place.Pair), where Pair gives the pair as configured. The status shows it.
+type Located interface {
+	Paired
+	Location() Pair
+}
+
+// locationOf returns the pair of s as known now (Located), else as configured (Paired).
+func locationOf(s Source) Pair {
+	if l, ok := s.(Located); ok {
+		return l.Location()
+	}
+	return pairOf(s)
+}
+
 // pairOf returns the pair of s, the zero Pair when it has none.
 func pairOf(s Source) Pair {
 	if p, ok := s.(Paired); ok {

@@ -86,7 +86,8 @@ func (l *Loop) Status(maxSkipped int) Status {
 	for _, s := range l.opts.Sources {
 		k := keyOf(s)
 		ss := l.states[k]
-		out := SourceStatus{Name: k.name, Account: k.pair.Account, Region: k.pair.Region, Health: HealthPending,
+		at := locationOf(s)
+		out := SourceStatus{Name: k.name, Account: at.Account, Region: at.Region, Health: HealthPending,
 			LastError: ss.lastErr, LastDuration: ss.duration.Seconds(), Targets: len(l.last[k]), AWSCalls: -1}
 		if l.opts.CountCalls != nil {
 			out.AWSCalls = ss.calls

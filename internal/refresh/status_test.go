@@ -192,3 +192,32 @@ func TestStatusChangesBounded(t *testing.T) {
 		require.Equal(t, "removed", c.Change)
 	}
 }
+
+// locatedSource is a source of ecs-sd's own account, whose id its first discovery reads.
+type locatedSource struct {
+	scriptedSource
+	place *Place
+}
+
+func (s *locatedSource) Pair() Pair     { return Pair{Region: "us-east-1"} }
+func (s *locatedSource) Location() Pair { return s.place.Pair() }
+func (s *locatedSource) Discover(ctx context.Context) ([]*targets.Group, error) {
+	if _, err := s.place.Resolve(ctx); err != nil {
+		return nil, err
+	}
+	return s.scriptedSource.Discover(ctx)
+}
+
+// TestStatusShowsTheAccountOnceRead: the own account's id, unknown until the first discovery
+// reads it, is in the status once read, while the loop keys the source by its configured pair.
+func TestStatusShowsTheAccountOnceRead(t *testing.T) {
+	t.Parallel()
+	src := &locatedSource{scriptedSource: scriptedSource{name: "ecs", steps: []step{{}}},
+		place: NewPlace(Pair{Region: "us-east-1"}, func(context.Context) (string, error) { return "123456789012", nil })}
+	l := New(Options{Interval: time.Hour, Sources: []Source{src}})
+	require.Empty(t, l.Status(1).Sources[0].Account)
+	_ = l.store(src, l.discover(t.Context(), src))
+	got := l.Status(1).Sources[0]
+	require.Equal(t, "123456789012", got.Account)
+	require.Equal(t, "us-east-1", got.Region)
+}
